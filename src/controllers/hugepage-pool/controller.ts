@@ -1,0 +1,49 @@
+import type { V1Node } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { HugepagePool } from '../../api/hugepage-pool.js';
+import type { NfvNode } from '../../api/nfv-node.js';
+import type { Clock } from '../../runtime/clock.js';
+import { Controller } from '../../runtime/controller.js';
+import type { Informer } from '../../runtime/informer.js';
+import { jsonEqual } from '../../runtime/json-equal.js';
+import { objectKey } from '../../runtime/kube-object.js';
+import type { StatusWriter } from '../../runtime/status-writer.js';
+import { resources } from '../resources.js';
+import { aggregatePool } from './aggregate.js';
+
+/** Configuration of the HugepagePool controller. */
+export interface HugepagePoolControllerOptions {
+  pools: Informer<HugepagePool>;
+  nodes: Informer<V1Node>;
+  nfvNodes: Informer<NfvNode>;
+  statusWriter: StatusWriter;
+  logger: Logger;
+  clock: Clock;
+}
+
+/** Aggregates the agents' per-node reservations and the ledgers into each pool's status. */
+export function hugepagePoolController(options: HugepagePoolControllerOptions): Controller {
+  const { pools, nodes, nfvNodes, statusWriter, clock } = options;
+  const allPools = () => pools.list().map(objectKey);
+  return new Controller({
+    name: 'hugepagepool',
+    logger: options.logger,
+    clock,
+    reconcile: async (key, ctx) => {
+      const pool = pools.get(key);
+      if (!pool) return;
+      const views = nfvNodes.list().map((nfvNode) => ({
+        name: nfvNode.metadata.name!,
+        labels: nodes.getByName(nfvNode.metadata.name!)?.metadata?.labels ?? {},
+        nfvNode: nfvNode.status,
+      }));
+      const status = aggregatePool(pool, views, new Date(clock.now()));
+      if (!jsonEqual(pool.status, status)) await statusWriter.write(resources.hugepagePools, pool, status, { signal: ctx.signal });
+    },
+  })
+    .for(pools)
+    .watches(nfvNodes, allPools, {
+      filter: (e) => e.type !== 'update' || !jsonEqual([e.oldObject.status?.hugepagePools, e.oldObject.status?.allocations], [e.object.status?.hugepagePools, e.object.status?.allocations]),
+    })
+    .watches(nodes, allPools, { filter: (e) => e.type !== 'update' || !jsonEqual(e.oldObject.metadata?.labels, e.object.metadata?.labels) });
+}

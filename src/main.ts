@@ -1,0 +1,33 @@
+/**
+ * The operator process. Configuration comes from the environment, as the Helm chart sets it:
+ *   KUBECONFIG            kubeconfig file; in a pod the service account is used
+ *   POD_NAME              replica identity for leader election (default: hostname + pid)
+ *   POD_NAMESPACE         namespace of the leader Lease; leader election is off without it
+ *   NFV_STATE_ROOT        directory of the node agents' host paths (default /var/lib/nfv-operator)
+ *   NFV_GATE_IMAGE        image of the pods' init gate (default: each VNF's image)
+ *   NFV_WORKERS           VNF reconcile workers (default 4)
+ *   LOG_LEVEL             pino level (default info)
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { hostname } from 'node:os';
+import pino from 'pino';
+import { createOperator } from './operator.js';
+
+const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { component: 'nfv-operator' } });
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromDefault();
+
+const { manager } = createOperator({
+  kubeConfig,
+  logger,
+  identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+  ...(process.env.POD_NAMESPACE ? { leaseNamespace: process.env.POD_NAMESPACE } : {}),
+  ...(process.env.NFV_STATE_ROOT ? { stateRoot: process.env.NFV_STATE_ROOT } : {}),
+  ...(process.env.NFV_GATE_IMAGE ? { gateImage: process.env.NFV_GATE_IMAGE } : {}),
+  ...(process.env.NFV_WORKERS ? { workers: Number(process.env.NFV_WORKERS) } : {}),
+});
+
+const reason = await manager.run();
+logger.info({ reason }, 'operator stopped');
+// A replica that lost leadership exits so that its pod restarts as a clean follower.
+process.exit(reason === 'leadershipLost' ? 1 : 0);

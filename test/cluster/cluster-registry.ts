@@ -1,0 +1,134 @@
+/**
+ * Records of running local clusters, so that a cluster whose owner died without cleaning up (a
+ * Jest run killed with SIGKILL, a crashed demo) is reaped by the next cluster start.
+ *
+ * One JSON file per cluster in `~/.cache/nfv-operator/run/`: the owner's pid and start time, the
+ * temp dir, and every process with its start time. A pid is only signalled when its start time
+ * and command line still match the record, so a recycled pid is never killed.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { cacheRoot } from './tools.js';
+
+/** Prefix of every local cluster's temp dir; the reaper removes nothing else. */
+export const CLUSTER_TMP_PREFIX = 'nfv-cluster-';
+
+/** One process of a recorded cluster. */
+export interface RecordedProcess {
+  name: string;
+  pid: number;
+  /** Field 22 of /proc/<pid>/stat (clock ticks after boot), or null where /proc is missing. */
+  startTime: string | null;
+}
+
+/** What the run dir knows about one cluster. */
+export interface ClusterRecord {
+  id: string;
+  ownerPid: number;
+  ownerStartTime: string | null;
+  tmpDir: string;
+  processes: RecordedProcess[];
+}
+
+/** The run dir, `~/.cache/nfv-operator/run`. */
+export function runDir(): string {
+  return path.join(cacheRoot(), 'run');
+}
+
+/** The start time of `pid` from /proc, or null if the process (or /proc) does not exist. */
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number, startTime: string | null): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return startTime === null || processStartTime(pid) === startTime;
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+/** Writes (or replaces) the record atomically. */
+export function writeClusterRecord(record: ClusterRecord): void {
+  mkdirSync(runDir(), { recursive: true });
+  const file = path.join(runDir(), `${record.id}.json`);
+  writeFileSync(`${file}.tmp`, JSON.stringify(record, null, 2));
+  renameSync(`${file}.tmp`, file);
+}
+
+/** Removes the record; missing is fine. */
+export function removeClusterRecord(id: string): void {
+  rmSync(path.join(runDir(), `${id}.json`), { force: true });
+}
+
+/** True for a temp dir this module may delete: directly under the OS temp dir, with our prefix. */
+export function isClusterTmpDir(dir: string): boolean {
+  return path.dirname(dir) === path.resolve(tmpdir()) && path.basename(dir).startsWith(CLUSTER_TMP_PREFIX);
+}
+
+/**
+ * Kills the processes and removes the temp dirs of clusters whose owner is dead; returns how many
+ * clusters were reaped. Never throws: a failed reap must not prevent a new cluster from starting.
+ */
+export function reapOrphanedClusters(logger?: Logger): number {
+  let files: string[];
+  try {
+    files = readdirSync(runDir()).filter((name) => name.endsWith('.json'));
+  } catch {
+    return 0;
+  }
+  let reaped = 0;
+  for (const name of files) {
+    const file = path.join(runDir(), name);
+    let record: ClusterRecord;
+    try {
+      record = JSON.parse(readFileSync(file, 'utf8')) as ClusterRecord;
+    } catch {
+      // Half-written by a dying owner, or not ours: without a record there is nothing to kill.
+      unlinkQuietly(file);
+      continue;
+    }
+    if (isAlive(record.ownerPid, record.ownerStartTime)) continue;
+    for (const proc of record.processes) {
+      if (!isAlive(proc.pid, proc.startTime) || !commandLine(proc.pid).includes(record.tmpDir)) continue;
+      for (const target of [-proc.pid, proc.pid]) {
+        try {
+          process.kill(target, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+    if (isClusterTmpDir(record.tmpDir)) rmSync(record.tmpDir, { recursive: true, force: true });
+    unlinkQuietly(file);
+    reaped++;
+    logger?.warn({ cluster: record.id, ownerPid: record.ownerPid, tmpDir: record.tmpDir }, 'reaped a local cluster whose owner had died');
+  }
+  return reaped;
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    /* someone else reaped it */
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Plays the node agent's side of the protocol for KWOK nodes, so the controller can be tested end
+ * to end without hardware: publishes each node's NfvNode inventory and its HugepagePool
+ * reservations, reports NodePrepared=True once a placed VNF's pod exists on the node, and
+ * TornDown once a deleted VNF's pod is gone. It writes exactly what the real agent writes, with
+ * the agent's field manager.
+ */
+import type { KubeConfig, V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { AGENT_FIELD_MANAGER, VNF_NAME_LABEL } from '../../src/api/group.js';
+import { poolPagesPerNumaNode, type HugepagePool } from '../../src/api/hugepage-pool.js';
+import type { Inventory, NfvNode, PoolReservation } from '../../src/api/nfv-node.js';
+import type { VirtualNetworkFunction } from '../../src/api/virtual-network-function.js';
+import { resources } from '../../src/controllers/resources.js';
+import { matchesSelector } from '../../src/controllers/placement/node-eligibility.js';
+import { vnfPodName } from '../../src/controllers/vnf/render-pod.js';
+import { findCondition, formatTime } from '../../src/runtime/conditions.js';
+import { Controller } from '../../src/runtime/controller.js';
+import { Informer } from '../../src/runtime/informer.js';
+import { KubeClient } from '../../src/runtime/kube-client.js';
+import { objectKey } from '../../src/runtime/kube-object.js';
+import { buildInventory, type InventoryShape } from './nfv-inventory.js';
+
+/** A simulated NFV node: its name, hardware shape, and optionally a kernel that gives fewer pages. */
+export interface SimulatedNode {
+  name: string;
+  shape?: InventoryShape;
+  /** Pages the kernel can give per NUMA node and pool, to simulate fragmentation. Default: all. */
+  maxPagesPerNuma?: number;
+}
+
+/** The test-side agent; start it, then stop it in afterAll. */
+export class SimulatedAgent {
+  private readonly client: KubeClient;
+  private readonly vnfs: Informer<VirtualNetworkFunction>;
+  private readonly pods: Informer<V1Pod>;
+  private readonly pools: Informer<HugepagePool>;
+  private readonly nodes: Informer<V1Node>;
+  private readonly controllers: Controller[];
+  private readonly simulated = new Map<string, SimulatedNode>();
+
+  constructor(kubeConfig: KubeConfig, private readonly logger: Logger) {
+    this.client = new KubeClient(kubeConfig, { userAgent: 'nfv-simulated-agent' });
+    this.vnfs = Informer.forResource(this.client, resources.vnfs, { logger });
+    this.pods = Informer.forResource(this.client, resources.pods, { logger, labelSelector: VNF_NAME_LABEL });
+    this.pools = Informer.forResource(this.client, resources.hugepagePools, { logger });
+    this.nodes = Informer.forResource(this.client, resources.nodes, { logger });
+    const onMyNode = (vnf: VirtualNetworkFunction) => this.simulated.has(vnf.status?.placement?.node ?? '');
+    const vnfController = new Controller({ name: 'sim-agent-vnf', logger, workers: 4, reconcile: (key) => this.reconcileVnf(key) })
+      .for(this.vnfs, { filter: ({ object }) => onMyNode(object) })
+      .watches(this.pods, ({ object }) => `${object.metadata!.namespace}/${object.metadata!.labels![VNF_NAME_LABEL]}`);
+    const nodeController = new Controller({ name: 'sim-agent-node', logger, reconcile: (key) => this.publishNode(key) })
+      .watches(this.nodes, ({ object }) => (this.simulated.has(object.metadata!.name!) ? object.metadata!.name! : undefined))
+      .watches(this.pools, () => [...this.simulated.keys()]);
+    this.controllers = [vnfController, nodeController];
+  }
+
+  /** Adds nodes to simulate (their Node objects must exist, e.g. from createKwokNodes). */
+  addNodes(nodes: readonly SimulatedNode[]): void {
+    for (const node of nodes) {
+      this.simulated.set(node.name, node);
+      this.controllers[1]!.enqueue(node.name);
+    }
+  }
+
+  /** Stops simulating a node, as if its agent died. */
+  removeNode(name: string): void {
+    this.simulated.delete(name);
+  }
+
+  async start(): Promise<void> {
+    for (const informer of [this.vnfs, this.pods, this.pools, this.nodes]) informer.start();
+    await Promise.all(this.controllers.map((c) => c.start()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.controllers.map((c) => c.stop({ abortInFlight: true })));
+    await Promise.all([this.vnfs, this.pods, this.pools, this.nodes].map((i) => i.stop()));
+    this.client.close();
+  }
+
+  /** API requests this agent made, to subtract from a benchmark's count. */
+  requestCount(): number {
+    return Object.values(this.client.requestCounts()).reduce((a, b) => a + b, 0);
+  }
+
+  private async publishNode(name: string): Promise<void> {
+    const sim = this.simulated.get(name);
+    const node = this.nodes.getByName(name);
+    if (!sim || !node) return;
+    const inventory = buildInventory(sim.shape);
+    const metadata = {
+      name,
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata!.uid!, blockOwnerDeletion: false }],
+    };
+    await this.client.apply(resources.nfvNodes, { metadata }, { fieldManager: AGENT_FIELD_MANAGER, force: true });
+    const status = {
+      inventory,
+      hugepagePools: this.reservations(sim, node, inventory),
+      agentVersion: 'simulated',
+      conditions: [{ type: 'Ready', status: 'True', reason: 'InventoryPublished', message: 'simulated agent', lastTransitionTime: formatTime(new Date()) }],
+    };
+    await this.client.apply<NfvNode>(resources.nfvNodes, { metadata: { name }, status } as NfvNode, {
+      fieldManager: AGENT_FIELD_MANAGER,
+      force: true,
+      subresource: 'status',
+    });
+  }
+
+  private reservations(sim: SimulatedNode, node: V1Node, inventory: Inventory): PoolReservation[] {
+    const numaIds = inventory.numaNodes.map((n) => n.id);
+    return this.pools
+      .list((pool) => matchesSelector(node.metadata?.labels ?? {}, pool.spec.nodeSelector))
+      .flatMap((pool) =>
+        [...poolPagesPerNumaNode(pool.spec, numaIds)].map(([numaNode, requested]) => {
+          const allocated = Math.min(requested, sim.maxPagesPerNuma ?? requested);
+          return {
+            pool: pool.metadata.name!,
+            pageSize: pool.spec.pageSize,
+            numaNode,
+            requested,
+            allocated,
+            ...(allocated < requested ? { reason: 'KernelFragmentation', message: `the kernel gave ${allocated} of ${requested} pages` } : {}),
+          };
+        }),
+      );
+  }
+
+  private async reconcileVnf(key: string): Promise<void> {
+    const vnf = this.vnfs.get(key);
+    const node = vnf?.status?.placement?.node;
+    if (!vnf || !node || !this.simulated.has(node)) return;
+    const pod = this.pods.getByName(vnfPodName(vnf.metadata.name!), vnf.metadata.namespace);
+    const current = findCondition(vnf.status?.conditions, 'NodePrepared');
+    let next: { status: 'True' | 'False'; reason: string; message: string } | undefined;
+    if (vnf.metadata.deletionTimestamp) {
+      if (!pod) next = { status: 'False', reason: 'TornDown', message: `simulated agent on ${node} undid every host change` };
+    } else if (pod?.spec?.nodeName === node) {
+      next = { status: 'True', reason: 'Prepared', message: `simulated agent on ${node} prepared pod ${pod.metadata!.uid}` };
+    }
+    if (!next || (current?.status === next.status && current.reason === next.reason)) return;
+    this.logger.debug({ vnf: objectKey(vnf), reason: next.reason }, 'simulated agent reports');
+    await this.client.apply(
+      resources.vnfs,
+      {
+        metadata: { name: vnf.metadata.name, namespace: vnf.metadata.namespace },
+        status: { conditions: [{ type: 'NodePrepared', ...next, lastTransitionTime: formatTime(new Date()), observedGeneration: vnf.metadata.generation }] },
+      },
+      { fieldManager: AGENT_FIELD_MANAGER, force: true, subresource: 'status' },
+    );
+  }
+}
