@@ -17,6 +17,8 @@ export default {
   // One worker: the host suite changes global kernel state (hugepages), and e2e suites share one
   // control plane. On the 2-core CI machines this is jest's default anyway.
   maxWorkers: 1,
+  // Per-project testTimeout is not honoured: e2e and host tests wait on real processes.
+  testTimeout: 180000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     { ...common, displayName: 'host', testMatch: ['<rootDir>/test/host/**/*.test.ts'] },
@@ -26,7 +28,6 @@ export default {
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
       globalSetup: '<rootDir>/test/cluster/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/global-teardown.ts',
-      testTimeout: 180000,
     },
   ],
 };

@@ -7,11 +7,21 @@
  *   NFV_GATE_IMAGE        image of the pods' init gate (default: each VNF's image)
  *   NFV_WORKERS           VNF reconcile workers (default 4)
  *   LOG_LEVEL             pino level (default info)
+ *   NFV_LEASE_DURATION_SECONDS, NFV_LEASE_RENEW_DEADLINE_MS, NFV_LEASE_RETRY_PERIOD_MS
+ *                         leader election timing (defaults 15 s, 10 s, 2 s)
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { hostname } from 'node:os';
 import pino from 'pino';
 import { createOperator } from './operator.js';
+
+function env(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isFinite(number) || number <= 0) throw new Error(`${name}=${value}: expected a positive number`);
+  return number;
+}
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { component: 'nfv-operator' } });
 const kubeConfig = new KubeConfig();
@@ -25,6 +35,11 @@ const { manager } = createOperator({
   ...(process.env.NFV_STATE_ROOT ? { stateRoot: process.env.NFV_STATE_ROOT } : {}),
   ...(process.env.NFV_GATE_IMAGE ? { gateImage: process.env.NFV_GATE_IMAGE } : {}),
   ...(process.env.NFV_WORKERS ? { workers: Number(process.env.NFV_WORKERS) } : {}),
+  leaseTiming: {
+    ...(env('NFV_LEASE_DURATION_SECONDS') !== undefined ? { leaseDurationSeconds: env('NFV_LEASE_DURATION_SECONDS') } : {}),
+    ...(env('NFV_LEASE_RENEW_DEADLINE_MS') !== undefined ? { renewDeadlineMs: env('NFV_LEASE_RENEW_DEADLINE_MS') } : {}),
+    ...(env('NFV_LEASE_RETRY_PERIOD_MS') !== undefined ? { retryPeriodMs: env('NFV_LEASE_RETRY_PERIOD_MS') } : {}),
+  },
 });
 
 const reason = await manager.run();

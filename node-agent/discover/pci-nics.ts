@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { isPciAddress } from '../../src/api/pci-address.js';
 import type { InventoryNic } from '../../src/api/nfv-node.js';
-import type { HostUseProbe } from '../host/host-use.js';
+import { deviceNetInterfaces, type HostUseProbe } from '../host/host-use.js';
 import { listDir, readKernelInt, readKernelText, readLinkName } from '../host/kernel-files.js';
 import type { DiscoveryRoots } from './cpu-topology.js';
 
@@ -42,8 +42,8 @@ export async function discoverNics(roots: DiscoveryRoots, hostUse: HostUseProbe,
       iommuGroup: Number((await readLinkName(posix.join(dir, 'iommu_group'))) ?? -1),
       driver: (await readLinkName(posix.join(dir, 'driver'))) ?? '',
     };
-    const [interfaceName] = await listDir(posix.join(dir, 'net'));
-    if (interfaceName) nic.interface = interfaceName;
+    const [netInterface] = await deviceNetInterfaces(dir);
+    if (netInterface) nic.interface = netInterface.name;
     const pool = nicPoolOf(nic, pools);
     if (pool) nic.pool = pool;
     const totalVfs = await readKernelInt(posix.join(dir, 'sriov_totalvfs'));

@@ -75,9 +75,9 @@ export class KernelHostUseProbe implements HostUseProbe {
   async describe(pciAddress: string): Promise<string | undefined> {
     const deviceDir = posix.join(this.sysfsRoot, 'bus/pci/devices', pciAddress);
     const reasons: string[] = [];
-    for (const name of await listDir(posix.join(deviceDir, 'net'))) {
-      const flags = Number.parseInt((await readKernelText(posix.join(deviceDir, 'net', name, 'flags'))) ?? '0', 16);
-      const operstate = await readKernelText(posix.join(deviceDir, 'net', name, 'operstate'));
+    for (const { name, dir } of await deviceNetInterfaces(deviceDir)) {
+      const flags = Number.parseInt((await readKernelText(posix.join(dir, 'flags'))) ?? '0', 16);
+      const operstate = await readKernelText(posix.join(dir, 'operstate'));
       if (!(flags & IFF_UP) && operstate !== 'up') continue;
       const addresses = await this.network.addresses(name);
       const routes = await this.network.routeCount(name);
@@ -86,7 +86,7 @@ export class KernelHostUseProbe implements HostUseProbe {
         reasons.push(`interface ${name} is up with ${what.join(' and ')}`);
       }
     }
-    const disks = await this.blockDevices(deviceDir);
+    const disks = await blockDevices(deviceDir);
     if (disks.size > 0) {
       const mountInfo = await readFile(this.mountInfoPath, 'utf8').catch(() => '');
       const mounted = new Map(parseMountInfo(mountInfo).map((entry) => [entry.device, entry.mountPoint]));
@@ -99,41 +99,56 @@ export class KernelHostUseProbe implements HostUseProbe {
     }
     return reasons.length > 0 ? reasons.join('; ') : undefined;
   }
+}
 
-  /** `major:minor` → name of every disk and partition under the device's own sysfs directory. */
-  private async blockDevices(deviceDir: string): Promise<Map<string, string>> {
-    const found = new Map<string, string>();
-    const walk = async (dir: string, depth: number): Promise<void> => {
-      if (depth > 5) return;
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EACCES')) return;
-        throw err;
-      }
-      for (const entry of entries) {
-        // Symlinks (driver, subsystem, firmware_node) lead out of the device: never followed.
-        if (!entry.isDirectory()) continue;
-        const path = posix.join(dir, entry.name);
-        if (entry.name === 'block') {
-          for (const disk of await listDir(path)) await this.collectDisk(posix.join(path, disk), disk, found);
-        } else {
-          await walk(path, depth + 1);
-        }
-      }
-    };
-    await walk(deviceDir, 0);
-    return found;
-  }
-
-  private async collectDisk(diskDir: string, name: string, found: Map<string, string>): Promise<void> {
-    const dev = await readKernelText(posix.join(diskDir, 'dev'));
-    if (dev) found.set(dev, name);
-    for (const entry of await listDir(diskDir)) {
-      if (!entry.startsWith(name)) continue;
-      const partition = await readKernelText(posix.join(diskDir, entry, 'dev'));
-      if (partition) found.set(partition, entry);
+/** Sub-directories of a device's sysfs directory, a few levels deep, without following symlinks (driver, subsystem and firmware_node lead out of the device). */
+async function deviceSubdirs(deviceDir: string, visit: (name: string, path: string) => Promise<boolean>, maxDepth = 5): Promise<void> {
+  const walk = async (dir: string, depth: number): Promise<void> => {
+    if (depth > maxDepth) return;
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EACCES')) return;
+      throw err;
     }
+    for (const entry of entries) {
+      if (!entry.isDirectory()) continue;
+      const path = posix.join(dir, entry.name);
+      if (await visit(entry.name, path)) await walk(path, depth + 1);
+    }
+  };
+  await walk(deviceDir, 0);
+}
+
+/** Network interfaces of a PCI device: `net/<name>` directly under it or under a child (virtio). */
+export async function deviceNetInterfaces(deviceDir: string): Promise<{ name: string; dir: string }[]> {
+  const found: { name: string; dir: string }[] = [];
+  await deviceSubdirs(deviceDir, async (name, path) => {
+    if (name !== 'net') return true;
+    for (const iface of await listDir(path)) found.push({ name: iface, dir: posix.join(path, iface) });
+    return false;
+  });
+  return found;
+}
+
+/** `major:minor` → name of every disk and partition behind a PCI device. */
+async function blockDevices(deviceDir: string): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  await deviceSubdirs(deviceDir, async (name, path) => {
+    if (name !== 'block') return true;
+    for (const disk of await listDir(path)) await collectDisk(posix.join(path, disk), disk, found);
+    return false;
+  });
+  return found;
+}
+
+async function collectDisk(diskDir: string, name: string, found: Map<string, string>): Promise<void> {
+  const dev = await readKernelText(posix.join(diskDir, 'dev'));
+  if (dev) found.set(dev, name);
+  for (const entry of await listDir(diskDir)) {
+    if (!entry.startsWith(name)) continue;
+    const partition = await readKernelText(posix.join(diskDir, entry, 'dev'));
+    if (partition) found.set(partition, entry);
   }
 }

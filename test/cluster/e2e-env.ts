@@ -14,8 +14,8 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { waitUntil } from './wait-until.js';
 
 /**
- * Environment variable holding the JSON `E2eClusterInfo`. Set by the global setup (which Jest
- * loads as CommonJS and so repeats this name as a literal) before any test file runs.
+ * Environment variable holding the JSON `E2eClusterInfo`. Set by the global setup (which cannot
+ * import this module and so repeats the name as a literal) before any test file runs.
  */
 export const E2E_CLUSTER_ENV = 'NFV_E2E_CLUSTER';
 
@@ -59,7 +59,10 @@ export function e2eKubeConfig(): KubeConfig {
 /** A namespace owned by one test file. */
 export interface TestNamespace {
   name: string;
-  /** Deletes the namespace; with `wait`, resolves only once the namespace controller has emptied and removed it. */
+  /**
+   * Deletes the namespace; with `wait`, resolves only once the namespace controller has emptied
+   * and removed it, which takes at least 5 s (the controller's deliberate grace period).
+   */
   delete(opts?: { wait?: boolean; timeoutMs?: number }): Promise<void>;
 }
 

@@ -2,10 +2,12 @@
  * Jest global setup of the e2e project: starts one local cluster for every e2e file.
  *
  * The cluster runs in a child process (`start-cluster.ts --supervised`) rather than in Jest's own
- * process, for three reasons: Jest loads this file as CommonJS, where the ESM cluster code cannot
- * be imported; test files run in other processes, which reach the supervisor's control endpoint
- * to restart the API server; and the supervisor stops the cluster by itself if Jest dies without
- * running the teardown. Test files get the cluster from `e2e-env.ts`.
+ * process, for three reasons: Jest loads this file outside its module registry, where neither
+ * `moduleNameMapper` nor the ESM transform applies, so the cluster code (whose imports end in
+ * `.js`) cannot be imported here; test files may run in worker processes, which reach the
+ * supervisor's control endpoint to restart the API server; and the supervisor stops the cluster
+ * by itself if Jest dies without running the teardown. Test files get the cluster from
+ * `e2e-env.ts`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 
@@ -14,7 +16,7 @@ export interface E2eSupervisorHandle {
   child: ChildProcess;
 }
 
-/** Must equal `E2E_CLUSTER_ENV` in e2e-env.ts (this CommonJS module cannot import it). */
+/** Must equal `E2E_CLUSTER_ENV` in e2e-env.ts, which this file cannot import (see above). */
 const CLUSTER_ENV = 'NFV_E2E_CLUSTER';
 const SHARED_NODES = '2';
 

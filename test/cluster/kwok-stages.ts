@@ -4,11 +4,13 @@
  * The standalone `kwok` binary refuses to start without stages, so the local cluster hands it the
  * same files `kwokctl` embeds, read from the pinned KWOK module (`go mod download` puts it in the
  * module cache, where building the binary already left it) so they always match the binary.
+ * The result is cached beside the binaries, so later starts need no Go toolchain.
  */
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { cacheRoot } from './tools.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -27,6 +29,19 @@ const DEFAULT_STAGE_FILES = [
 
 /** Returns KWOK's default stages for `version` as one multi-document YAML string. */
 export async function kwokDefaultStages(version: string): Promise<string> {
+  const cached = path.join(cacheRoot(), 'kwok-stages', `default-stages-${version}.yaml`);
+  try {
+    return await readFile(cached, 'utf8');
+  } catch {
+    const stages = await readFromModule(version);
+    await mkdir(path.dirname(cached), { recursive: true });
+    await writeFile(`${cached}.${process.pid}`, stages);
+    await rename(`${cached}.${process.pid}`, cached);
+    return stages;
+  }
+}
+
+async function readFromModule(version: string): Promise<string> {
   const module = `sigs.k8s.io/kwok@${version}`;
   let dir: string;
   try {

@@ -18,7 +18,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
@@ -33,7 +33,7 @@ import {
 import { writeKubeconfig } from './kubeconfig-file.js';
 import { kwokDefaultStages } from './kwok-stages.js';
 import { KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE } from './kwok-nodes.js';
-import { freeLoopbackPorts } from './loopback-ports.js';
+import { freeLoopbackPortsNamed } from './loopback-ports.js';
 import { ManagedProcess, type ProcessSpec } from './managed-process.js';
 import { resolveClusterTools, type ClusterTools } from './tools.js';
 import { waitUntil } from './wait-until.js';
@@ -91,14 +91,13 @@ export class LocalCluster {
   readonly ports: ClusterPorts;
   /** The binaries this cluster runs (kubectl, helm and kubeconform included) and their versions. */
   readonly tools: ClusterTools;
-  /** Milliseconds the last `start()` took, tool building included. */
-  startupMs = 0;
 
   private readonly logger: Logger;
   private readonly opts: LocalClusterOptions;
   private readonly processes = new Map<ComponentName, ManagedProcess>();
   private pki: ClusterPki | undefined;
   private stopping: Promise<void> | undefined;
+  private startedInMs = 0;
 
   private constructor(id: string, tmpDir: string, ports: ClusterPorts, tools: ClusterTools, logger: Logger, opts: LocalClusterOptions) {
     this.id = id;
@@ -125,7 +124,7 @@ export class LocalCluster {
     for (let attempt = 1; ; attempt++) {
       try {
         const cluster = await LocalCluster.startOnce(tools, logger, opts);
-        cluster.startupMs = Date.now() - began;
+        cluster.startedInMs = Date.now() - began;
         logger.info({ cluster: cluster.id, server: cluster.server, startupMs: cluster.startupMs }, 'local cluster ready');
         return cluster;
       } catch (err) {
@@ -138,8 +137,14 @@ export class LocalCluster {
 
   private static async startOnce(tools: ClusterTools, logger: Logger, opts: LocalClusterOptions): Promise<LocalCluster> {
     const tmpDir = await mkdtemp(path.join(tmpdir(), CLUSTER_TMP_PREFIX));
-    const [etcdClient, etcdPeer, apiServer, controllerManager, scheduler, kwok] = await freeLoopbackPorts(6);
-    const ports = { etcdClient, etcdPeer, apiServer, controllerManager, scheduler, kwok } as ClusterPorts;
+    const ports: ClusterPorts = await freeLoopbackPortsNamed([
+      'etcdClient',
+      'etcdPeer',
+      'apiServer',
+      'controllerManager',
+      'scheduler',
+      'kwok',
+    ] as const);
     const id = path.basename(tmpDir).slice(CLUSTER_TMP_PREFIX.length);
     const cluster = new LocalCluster(id, tmpDir, ports, tools, logger.child({ cluster: id }), opts);
     live.add(cluster);
@@ -152,6 +157,11 @@ export class LocalCluster {
       await cluster.stop();
       throw err;
     }
+  }
+
+  /** Milliseconds `start()` took, reaping and tool resolution included. */
+  get startupMs(): number {
+    return this.startedInMs;
   }
 
   /** A fresh client configuration for the admin kubeconfig. */
@@ -169,12 +179,16 @@ export class LocalCluster {
   /**
    * Stops kube-apiserver and starts it again on the same port and etcd, resolving once it is
    * ready again, so tests can prove clients and controllers survive an API server restart.
+   *
+   * `graceMs` (default 1500) bounds the graceful part: kube-apiserver closes its listener at once
+   * on SIGTERM but then waits for the open watch streams of the other components, which never end
+   * by themselves, so without a bound every restart would last the full SIGKILL delay.
    */
-  async restartApiServer(): Promise<void> {
+  async restartApiServer(opts: { graceMs?: number } = {}): Promise<void> {
     const current = this.processes.get('kube-apiserver');
     if (!current || this.stopping) throw new Error(`cluster ${this.id} is not running; cannot restart kube-apiserver`);
     this.logger.info('restarting kube-apiserver');
-    await current.stop();
+    await current.stop(opts.graceMs ?? 1500);
     this.startProcess('kube-apiserver', this.apiServerArgs());
     await this.waitApiServerReady(this.opts.startTimeoutMs ?? 120_000);
     this.logger.info('kube-apiserver is ready again');
@@ -399,6 +413,7 @@ export class LocalCluster {
       // The node agent of the operator runs privileged, as on a real cluster.
       '--allow-privileged=true',
       '--profiling=false',
+      ...advertiseAddressArgs(),
     ];
   }
 
@@ -452,6 +467,18 @@ function defaultLogger(): Logger {
     { name: 'local-cluster', level: process.env['NFV_CLUSTER_LOG_LEVEL'] ?? 'info' },
     pino.destination({ dest: 2, sync: true }),
   );
+}
+
+/**
+ * kube-apiserver advertises (in the `kubernetes` Service's endpoints) the address of the host's
+ * default interface and refuses a loopback one. Where the host has no other address, advertise
+ * loopback without the endpoint reconciler: nothing in a KWOK cluster dials that Service.
+ */
+function advertiseAddressArgs(): string[] {
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .some((address) => address && !address.internal && address.family === 'IPv4');
+  return external ? [] : ['--advertise-address=127.0.0.1', '--endpoint-reconciler-type=none'];
 }
 
 /** The first host address of an IPv4 CIDR: the `kubernetes` Service's cluster IP. */

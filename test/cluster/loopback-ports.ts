@@ -31,3 +31,9 @@ export async function freeLoopbackPorts(count: number): Promise<number[]> {
     await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 }
+
+/** One free port per name, e.g. `await freeLoopbackPortsNamed(['etcd', 'apiServer'])`. */
+export async function freeLoopbackPortsNamed<K extends string>(names: readonly K[]): Promise<Record<K, number>> {
+  const ports = await freeLoopbackPorts(names.length);
+  return Object.fromEntries(names.map((name, i) => [name, ports[i]])) as Record<K, number>;
+}

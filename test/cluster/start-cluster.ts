@@ -69,8 +69,10 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal, 0));
   if (supervised) {
     const parent = process.ppid;
-    setInterval(() => {
-      if (process.ppid !== parent) shutdown(`parent process ${parent} exited`, 0);
+    const watch = setInterval(() => {
+      if (process.ppid === parent) return;
+      clearInterval(watch);
+      shutdown(`parent process ${parent} exited`, 0);
     }, 500);
   }
 
