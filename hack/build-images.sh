@@ -167,14 +167,17 @@ build() { # name context
   log "built ${IMAGE_TAGS[$name]} in $(($(date +%s) - started)) s"
 }
 
-# patches/ holds no patch today (patches/README.md has the evidence). A patch dropped there must
-# not be silently left out of an image, so its presence stops the build until dpdk-base applies it.
-if compgen -G "$root/patches/*.patch" >/dev/null; then
-  die "patches/*.patch exist but images/dpdk-base does not apply patches yet"
-fi
+# dpdk-base rebuilds the PMDs that patches/ fixes: its context is its directory plus patches/.
+stage_dpdk_base() {
+  local context=$1
+  rm -rf "$context" && mkdir -p "$context"
+  cp -r "$root/images/dpdk-base/." "$context/"
+  cp -r "$root/patches" "$context/patches"
+}
 
 for name in "${requested[@]}"; do
   case $name in
+    dpdk-base) stage_dpdk_base "$CACHE/image-context/$name" && build "$name" "$CACHE/image-context/$name" ;;
     operator | node-agent) stage_node_app "$CACHE/image-context/$name" "$name" && build "$name" "$CACHE/image-context/$name" ;;
     *) build "$name" "$root/images/$name" ;;
   esac

@@ -7,12 +7,15 @@
  *   NFV_GATE_IMAGE        image of the pods' init gate (default: each VNF's image)
  *   NFV_WORKERS           VNF reconcile workers (default 4)
  *   LOG_LEVEL             pino level (default info)
+ *   NFV_METRICS_ADDRESS   [host]:port of /metrics, /healthz and /readyz (default :8080, every
+ *                         interface); 0 turns the endpoint off
  *   NFV_LEASE_DURATION_SECONDS, NFV_LEASE_RENEW_DEADLINE_MS, NFV_LEASE_RETRY_PERIOD_MS
  *                         leader election timing (defaults 15 s, 10 s, 2 s)
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { hostname } from 'node:os';
 import pino from 'pino';
+import { MetricsServer } from './metrics/http-server.js';
 import { createOperator } from './operator.js';
 
 function env(name: string): number | undefined {
@@ -27,7 +30,7 @@ const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { component:
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromDefault();
 
-const { manager } = createOperator({
+const { manager, metrics, readiness } = createOperator({
   kubeConfig,
   logger,
   identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
@@ -42,7 +45,19 @@ const { manager } = createOperator({
   },
 });
 
+const metricsAddress = process.env.NFV_METRICS_ADDRESS ?? ':8080';
+const metricsServer = metricsAddress === '0' ? undefined : new MetricsServer({ address: metricsAddress, registry: metrics, readiness, logger });
+// Listening before the campaign starts, so a standby answers its probes too; a port that cannot be
+// bound ends the process here, before it could take the lease.
+try {
+  await metricsServer?.start();
+} catch (err) {
+  logger.fatal({ err }, 'cannot serve metrics: set NFV_METRICS_ADDRESS to a free [host]:port, or to 0 to turn the endpoint off');
+  process.exit(1);
+}
+
 const reason = await manager.run();
+await metricsServer?.stop();
 logger.info({ reason }, 'operator stopped');
 // A replica that lost leadership exits so that its pod restarts as a clean follower.
 process.exit(reason === 'leadershipLost' ? 1 : 0);

@@ -10,6 +10,10 @@ import { hugepagePoolController } from './controllers/hugepage-pool/controller.j
 import { resources } from './controllers/resources.js';
 import { vnfController } from './controllers/vnf/controller.js';
 import { LedgerOverlay } from './controllers/vnf/ledger-overlay.js';
+import type { ReadinessCheck } from './metrics/http-server.js';
+import { operatorMetricsCollector } from './metrics/operator-metrics.js';
+import { MetricsRegistry } from './metrics/prometheus-text.js';
+import { controllerReadiness } from './metrics/readiness.js';
 import { ChildApplier } from './runtime/apply.js';
 import { realClock, type Clock } from './runtime/clock.js';
 import { EventRecorder } from './runtime/event-recorder.js';
@@ -44,10 +48,16 @@ export interface OperatorOptions {
   shutdownSignals?: ManagerOptions['shutdownSignals'];
 }
 
-/** The running operator: its manager, and its client for request counts. */
+/** The running operator: its manager, its client for request counts, and what a metrics server serves. */
 export interface Operator {
   manager: Manager;
   client: KubeClient;
+  /** The NfvNode cache (inventories and allocation ledgers); filled only while this replica leads. */
+  nfvNodes: Informer<NfvNode>;
+  /** Reconcile, work queue, node allocation and leader metrics, collected at scrape time. */
+  metrics: MetricsRegistry;
+  /** `/readyz`: ready once the informers synced, or at once as a standby. */
+  readiness: ReadinessCheck;
 }
 
 /** Wires informers, the VNF and HugepagePool controllers and leader election into a manager. */
@@ -103,5 +113,10 @@ export function createOperator(options: OperatorOptions): Operator {
     }),
     hugepagePoolController({ pools: caches.pools, nodes: caches.nodes, nfvNodes: caches.nfvNodes, statusWriter, logger, clock }),
   );
-  return { manager, client };
+  const isLeading = () => manager.isRunningWorkloads();
+  const metrics = new MetricsRegistry().register(
+    operatorMetricsCollector({ controllers: () => manager.metrics(), nfvNodes: () => caches.nfvNodes.list(), isLeader: isLeading }),
+  );
+  const readiness = controllerReadiness({ isLeading, informers: Object.values(caches) });
+  return { manager, client, nfvNodes: caches.nfvNodes, metrics, readiness };
 }

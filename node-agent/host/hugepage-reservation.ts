@@ -32,6 +32,8 @@ export interface HugepageReservationOptions {
   retryDelayMs?: number;
   /** Ask the kernel to compact memory before retrying, which makes contiguous (1Gi) pages likelier. Default true. */
   compactBeforeRetry?: boolean;
+  /** Writes a kernel attribute. Default {@link writeKernelAttribute}; tests give a fake kernel's. */
+  writeAttribute?: (path: string, value: string) => Promise<void>;
 }
 
 /** sysfs directory name of a page size: hugepages-2048kB. */
@@ -50,6 +52,7 @@ export class HugepageReservation {
   private readonly attempts: number;
   private readonly retryDelayMs: number;
   private readonly compactBeforeRetry: boolean;
+  private readonly writeAttribute: (path: string, value: string) => Promise<void>;
 
   constructor(
     private readonly sysfsRoot: string,
@@ -59,6 +62,7 @@ export class HugepageReservation {
     this.attempts = Math.max(1, options.attempts ?? 4);
     this.retryDelayMs = options.retryDelayMs ?? 200;
     this.compactBeforeRetry = options.compactBeforeRetry ?? true;
+    this.writeAttribute = options.writeAttribute ?? writeKernelAttribute;
   }
 
   /** Directory of one size on one NUMA node. */
@@ -94,7 +98,7 @@ export class HugepageReservation {
         await delay(this.retryDelayMs);
       }
       attempts++;
-      await writeKernelAttribute(file, `${requested}\n`);
+      await this.writeAttribute(file, `${requested}\n`);
       allocated = (await this.read(numaNode, pageSize)).total;
       // Shrinking never needs a retry: what is still there is in use and the kernel keeps it.
       if (allocated >= requested) break;
@@ -104,7 +108,7 @@ export class HugepageReservation {
 
   private async compact(): Promise<void> {
     try {
-      await writeKernelAttribute(posix.join(this.procRoot, 'sys/vm/compact_memory'), '1\n');
+      await this.writeAttribute(posix.join(this.procRoot, 'sys/vm/compact_memory'), '1\n');
     } catch {
       // Compaction is a hint; kernels without CONFIG_COMPACTION have no such file.
     }

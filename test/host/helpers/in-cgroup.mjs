@@ -1,3 +1,4 @@
+/* global process, console */
 // Joins the given cgroups, then runs a command in them (what a container runtime does for a
 // container's first process). Usage: node in-cgroup.mjs --cgroup DIR [--cgroup DIR ...] -- CMD ARGS...
 import { writeFileSync } from 'node:fs';

@@ -1,3 +1,4 @@
+/* global process */
 // Plays the container runtime inside a private mount namespace (run under `unshare -m
 // --propagation private`): makes the pod's mounts of a VNF, then looks around from inside and
 // prints what it sees as JSON. Usage: node pod-sandbox.mjs '<json>' where json is

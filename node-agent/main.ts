@@ -1,0 +1,66 @@
+/**
+ * The node agent process, one per NFV node (DaemonSet). Configuration from the environment:
+ *   NODE_NAME             this node (from the downward API, spec.nodeName); required
+ *   KUBECONFIG            kubeconfig file; in a pod the service account is used
+ *   NFV_STATE_ROOT        host paths and journals (default /var/lib/nfv-operator); same as the controller's
+ *   NFV_SYSFS_ROOT        sysfs (default /sys)
+ *   NFV_PROC_ROOT         procfs (default /proc)
+ *   NFV_CGROUP_ROOT       cgroup mounts (default /sys/fs/cgroup)
+ *   NFV_DEV_ROOT          device nodes (default /dev)
+ *   NFV_MOUNT_NAMESPACE   mount namespace file to mount in, e.g. /proc/1/ns/mnt (default: the agent's own,
+ *                         with the state root mounted Bidirectional)
+ *   NFV_NIC_POOLS         JSON list of NIC pool rules: [{"pool":"fast","vendor":"8086","deviceId":"159b"}]
+ *   NFV_AGENT_VERSION     reported in NfvNode.status.agentVersion
+ *   LOG_LEVEL             pino level (default info)
+ *
+ * The DaemonSet runs it with hostNetwork and hostPID, and an explicit capability list instead of
+ * privileged: SYS_ADMIN (mount, cgroup writes, sysfs driver binding), DAC_OVERRIDE (kernel files
+ * owned by root with restrictive modes), MKNOD is not needed (the kernel makes /dev/vfio nodes).
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import pino from 'pino';
+import { NodeAgent } from './agent.js';
+import type { NicPoolRule } from './discover/pci-nics.js';
+
+const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { component: 'nfv-node-agent' } });
+
+function nicPools(): NicPoolRule[] {
+  const text = process.env.NFV_NIC_POOLS;
+  if (!text) return [];
+  const parsed = JSON.parse(text) as unknown;
+  if (!Array.isArray(parsed) || !parsed.every((rule) => typeof rule === 'object' && rule !== null && typeof (rule as NicPoolRule).pool === 'string')) {
+    throw new Error('NFV_NIC_POOLS must be a JSON list of {"pool": name, "pciAddresses": [...]} or {"pool", "vendor", "deviceId"}');
+  }
+  return parsed as NicPoolRule[];
+}
+
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromDefault();
+
+const agent = new NodeAgent({
+  nodeName: process.env.NODE_NAME ?? '',
+  kubeConfig,
+  logger,
+  ...(process.env.NFV_STATE_ROOT ? { stateRoot: process.env.NFV_STATE_ROOT } : {}),
+  roots: {
+    ...(process.env.NFV_SYSFS_ROOT ? { sysfs: process.env.NFV_SYSFS_ROOT } : {}),
+    ...(process.env.NFV_PROC_ROOT ? { proc: process.env.NFV_PROC_ROOT } : {}),
+    ...(process.env.NFV_CGROUP_ROOT ? { cgroup: process.env.NFV_CGROUP_ROOT } : {}),
+    ...(process.env.NFV_DEV_ROOT ? { dev: process.env.NFV_DEV_ROOT } : {}),
+  },
+  hostOptions: process.env.NFV_MOUNT_NAMESPACE ? { mountNamespace: process.env.NFV_MOUNT_NAMESPACE } : {},
+  nicPools: nicPools(),
+  ...(process.env.NFV_AGENT_VERSION ? { agentVersion: process.env.NFV_AGENT_VERSION } : {}),
+  signalSource: process,
+});
+
+try {
+  await agent.start();
+} catch (err) {
+  logger.fatal({ err }, 'node agent failed to start');
+  process.exit(1);
+}
+const reason = await agent.done();
+await agent.stop();
+logger.info({ reason }, 'node agent stopped');
+process.exit(0);

@@ -1,0 +1,148 @@
+import type { V1Node } from '@kubernetes/client-node';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { PAGE_SIZES, type PageSize } from '../src/api/common.js';
+import { AGENT_FIELD_MANAGER, API_VERSION } from '../src/api/group.js';
+import type { HugepagePool } from '../src/api/hugepage-pool.js';
+import { NFV_NODE_KIND, type Inventory, type NfvNode, type NfvNodeStatus } from '../src/api/nfv-node.js';
+import type { Clock } from '../src/runtime/clock.js';
+import { findCondition, setCondition, type Condition } from '../src/runtime/conditions.js';
+import type { ReconcileContext } from '../src/runtime/controller.js';
+import { WaitingError, type ReconcileResult } from '../src/runtime/errors.js';
+import { jsonEqual } from '../src/runtime/json-equal.js';
+import type { KubeClient } from '../src/runtime/kube-client.js';
+import type { ResourceRef } from '../src/runtime/kube-object.js';
+import { discoverInventory, type NicPoolRule } from './discover/inventory.js';
+import type { NodeHost } from './host/node-host.js';
+import { heldBytesKey, planHugepageTargets, poolReservations, type HugepageOutcome } from './hugepage-pools.js';
+import type { JournalStore } from './journal.js';
+
+/** REST coordinates of NfvNodes. */
+export const NFV_NODE_RESOURCE: ResourceRef = { group: 'nfv.dev', version: 'v1alpha1', plural: 'nfvnodes', kind: NFV_NODE_KIND, namespaced: false };
+
+/** What the node reconcile needs. */
+export interface NodeReconcilerDeps {
+  nodeName: string;
+  stateRoot: string;
+  host: NodeHost;
+  journals: JournalStore;
+  agentVersion: string;
+  nicPools: readonly NicPoolRule[];
+  clock: Clock;
+  client: Pick<KubeClient, 'apply'>;
+  getNode(): V1Node | undefined;
+  getNfvNode(): NfvNode | undefined;
+  listPools(): HugepagePool[];
+  /** Receives every inventory discovered (the VNF reconcile validates CPUs against it). */
+  onInventory(inventory: Inventory): void;
+  /** Fallback re-check period, in ms; a re-check publishes only what changed. */
+  recheckMs: number;
+}
+
+/** Page sizes whose nr_hugepages the agent has set, so a deleted pool's pages are given back. */
+async function readManagedSizes(stateRoot: string): Promise<PageSize[]> {
+  try {
+    const sizes = JSON.parse(await readFile(posix.join(stateRoot, 'hugepage-sizes.json'), 'utf8')) as unknown;
+    return Array.isArray(sizes) ? sizes.filter((s): s is PageSize => (PAGE_SIZES as readonly string[]).includes(s)) : [];
+  } catch {
+    return [];
+  }
+}
+
+async function writeManagedSizes(stateRoot: string, sizes: PageSize[]): Promise<void> {
+  await mkdir(stateRoot, { recursive: true });
+  const file = posix.join(stateRoot, 'hugepage-sizes.json');
+  await writeFile(`${file}.tmp`, JSON.stringify([...new Set(sizes)].sort()));
+  await rename(`${file}.tmp`, file);
+}
+
+/**
+ * The node's own reconcile: reserve the hugepages the pools ask for (never below what prepared
+ * VNFs hold), discover the inventory, and publish both, with agentVersion and Ready, on the
+ * NfvNode status by server-side apply. The NfvNode is created owned by its Node. Writes happen
+ * only when something changed; status.allocations is never sent (it is the controller's).
+ */
+export function nodeReconciler(deps: NodeReconcilerDeps) {
+  return async (_key: string, ctx: ReconcileContext): Promise<ReconcileResult> => {
+    const node = deps.getNode();
+    if (!node?.metadata?.uid) throw new WaitingError('NodeNotFound', `Node ${deps.nodeName} is not in the cache yet`, 5000);
+    const labels = node.metadata.labels ?? {};
+    const roots = { sysfs: deps.host.roots.sysfs, proc: deps.host.roots.proc };
+    const discover = () => discoverInventory(roots, { hostUse: deps.host.hostUse, nicPools: deps.nicPools });
+    const numaNodes = (await discover()).numaNodes.map((n) => n.id);
+
+    const held = new Map<string, number>();
+    for (const state of (await deps.journals.states()).values()) {
+      if (!state.plan) continue;
+      const key = heldBytesKey(state.plan.pageSize, state.plan.numaNode);
+      held.set(key, (held.get(key) ?? 0) + state.plan.hugepageBytes);
+    }
+    const pools = deps.listPools();
+    const managed = await readManagedSizes(deps.stateRoot);
+    const targets = planHugepageTargets(pools, labels, numaNodes, held, managed);
+    const outcomes: HugepageOutcome[] = [];
+    for (const target of targets) {
+      try {
+        const result = await deps.host.reservation.reserve(target.numaNode, target.pageSize, target.requested, target.floor);
+        outcomes.push({ ...target, allocated: result.allocated });
+        if (result.allocated < result.requested) {
+          ctx.logger.warn({ ...target, allocated: result.allocated, attempts: result.attempts }, 'kernel gave fewer hugepages than requested');
+        }
+      } catch (err) {
+        ctx.logger.error({ err, ...target }, 'cannot reserve hugepages');
+        outcomes.push({ ...target, allocated: 0 });
+      }
+    }
+    const stillManaged = outcomes.filter((o) => o.requested > 0 || o.allocated > o.floor).map((o) => o.pageSize);
+    const poolSizes = pools.map((p) => p.spec.pageSize);
+    await writeManagedSizes(deps.stateRoot, [...stillManaged, ...poolSizes]);
+
+    const inventory = await discover();
+    deps.onInventory(inventory);
+    const current = deps.getNfvNode();
+    const ownerUid = node.metadata.uid;
+    if (!current?.metadata?.ownerReferences?.some((ref) => ref.uid === ownerUid)) {
+      await deps.client.apply(
+        NFV_NODE_RESOURCE,
+        {
+          apiVersion: API_VERSION,
+          kind: NFV_NODE_KIND,
+          metadata: { name: deps.nodeName, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: deps.nodeName, uid: ownerUid }] },
+        },
+        { fieldManager: AGENT_FIELD_MANAGER, force: true, signal: ctx.signal },
+      );
+    }
+
+    const hugepages = inventory.numaNodes.flatMap((n) => n.hugepages).length;
+    const ready = findCondition(current?.status?.conditions as Condition[] | undefined, 'Ready');
+    const message = `${inventory.cpus.length} CPUs (${inventory.cpus.filter((c) => c.isolated).length} isolated), ${inventory.numaNodes.length} NUMA node(s), ${hugepages} hugepage pool(s), ${inventory.nics.length} NIC(s)`;
+    const [readyCondition] = setCondition(ready ? [ready] : [], { type: 'Ready', status: 'True', reason: 'InventoryCurrent', message }, new Date(deps.clock.now()));
+    const status: NfvNodeStatus = {
+      inventory,
+      hugepagePools: poolReservations(pools, labels, numaNodes, outcomes),
+      agentVersion: deps.agentVersion,
+      conditions: [readyCondition!],
+    };
+    const before = current?.status;
+    const unchanged =
+      before !== undefined &&
+      jsonEqual(before.inventory, status.inventory) &&
+      jsonEqual(before.hugepagePools ?? [], status.hugepagePools) &&
+      before.agentVersion === status.agentVersion &&
+      ready !== undefined &&
+      ready.status === 'True' &&
+      ready.reason === readyCondition!.reason &&
+      ready.message === readyCondition!.message;
+    if (!unchanged) {
+      // No resourceVersion: the apply is not conditional. No allocations: the controller's ledger.
+      await deps.client.apply(
+        NFV_NODE_RESOURCE,
+        { apiVersion: API_VERSION, kind: NFV_NODE_KIND, metadata: { name: deps.nodeName }, status },
+        { fieldManager: AGENT_FIELD_MANAGER, force: true, subresource: 'status', signal: ctx.signal },
+      );
+      ctx.logger.info({ hugepagePools: status.hugepagePools?.length, nics: inventory.nics.length }, 'published inventory');
+    }
+    return { requeueAfterMs: deps.recheckMs };
+  };
+}
+
