@@ -161,23 +161,23 @@ build() { # name context
   local name=$1 context=$2 started
   started=$(date +%s)
   log "docker build ${IMAGE_TAGS[$name]} from $context"
-  "$DOCKER" build --network host --pull=false -t "${IMAGE_TAGS[$name]}" \
+  "$DOCKER" build --network host --pull=false --force-rm -t "${IMAGE_TAGS[$name]}" \
     --label "dev.nfv.image=$name" -f "$context/Dockerfile" "$context" >"$CACHE/build-$name.log" 2>&1 ||
     { tail -n 40 "$CACHE/build-$name.log" >&2; die "docker build of $name failed; full log $CACHE/build-$name.log"; }
   log "built ${IMAGE_TAGS[$name]} in $(($(date +%s) - started)) s"
 }
 
-# dpdk-base rebuilds the PMDs that patches/ fixes: its context is its directory plus patches/.
-stage_dpdk_base() {
-  local context=$1
-  rm -rf "$context" && mkdir -p "$context"
-  cp -r "$root/images/dpdk-base/." "$context/"
-  cp -r "$root/patches" "$context/patches"
+# dpdk-base rebuilds the PMDs that patches/ fixes and l3fwd applies its example's patches: their
+# context is their directory plus patches/.
+stage_with_patches() { # context name
+  rm -rf "$1" && mkdir -p "$1"
+  cp -r "$root/images/$2/." "$1/"
+  cp -r "$root/patches" "$1/patches"
 }
 
 for name in "${requested[@]}"; do
   case $name in
-    dpdk-base) stage_dpdk_base "$CACHE/image-context/$name" && build "$name" "$CACHE/image-context/$name" ;;
+    dpdk-base | l3fwd) stage_with_patches "$CACHE/image-context/$name" "$name" && build "$name" "$CACHE/image-context/$name" ;;
     operator | node-agent) stage_node_app "$CACHE/image-context/$name" "$name" && build "$name" "$CACHE/image-context/$name" ;;
     *) build "$name" "$root/images/$name" ;;
   esac

@@ -30,7 +30,7 @@ const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { component:
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromDefault();
 
-const { manager, metrics, readiness } = createOperator({
+const { manager, metrics, readiness, client } = createOperator({
   kubeConfig,
   logger,
   identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
@@ -58,6 +58,6 @@ try {
 
 const reason = await manager.run();
 await metricsServer?.stop();
-logger.info({ reason }, 'operator stopped');
+logger.info({ reason, apiRequests: client.requestCounts() }, 'operator stopped');
 // A replica that lost leadership exits so that its pod restarts as a clean follower.
 process.exit(reason === 'leadershipLost' ? 1 : 0);

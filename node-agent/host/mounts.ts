@@ -81,16 +81,22 @@ export interface CommandMounterOptions {
    * state root mounted with Bidirectional propagation.
    */
   mountNamespace?: string;
+  /**
+   * Mount table to read. Default `<procRoot>/1/mountinfo` with `mountNamespace` (the host's view,
+   * where the mounts are made), else `<procRoot>/self/mountinfo`.
+   */
+  mountInfoPath?: string;
 }
 
 /** A {@link Mounter} that runs mount(8) and umount(8) with argument vectors. */
 export class CommandMounter implements Mounter {
-  private readonly procRoot: string;
+  private readonly mountInfoPath: string;
   private readonly mountNamespace?: string;
 
   constructor(options: CommandMounterOptions = {}) {
-    this.procRoot = options.procRoot ?? '/proc';
+    const procRoot = options.procRoot ?? '/proc';
     this.mountNamespace = options.mountNamespace;
+    this.mountInfoPath = options.mountInfoPath ?? posix.join(procRoot, options.mountNamespace ? '1/mountinfo' : 'self/mountinfo');
   }
 
   async mount(request: MountRequest): Promise<void> {
@@ -110,7 +116,7 @@ export class CommandMounter implements Mounter {
   }
 
   async mounts(): Promise<MountEntry[]> {
-    return parseMountInfo(await readFile(posix.join(this.procRoot, 'self/mountinfo'), 'utf8'));
+    return parseMountInfo(await readFile(this.mountInfoPath, 'utf8'));
   }
 
   private async run(program: string, args: string[]): Promise<void> {

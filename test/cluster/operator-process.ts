@@ -21,7 +21,8 @@ export function spawnOperator(kubeconfigPath: string, identity: string, logDir: 
   const root = repoRoot();
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'main.ts')], {
     cwd: root,
-    env: { ...process.env, KUBECONFIG: kubeconfigPath, POD_NAME: identity, LOG_LEVEL: 'info', ...env },
+    // Metrics off unless asked for: several replicas share this host's ports.
+    env: { ...process.env, KUBECONFIG: kubeconfigPath, POD_NAME: identity, LOG_LEVEL: 'info', NFV_METRICS_ADDRESS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = createWriteStream(join(logDir, `${identity}.log`), { flags: 'a' });

@@ -1,15 +1,23 @@
 /**
  * The operator's metrics endpoint with a real operator, API server, scheduler and KWOK node: after
  * a VNF is placed, `/metrics` counts the reconciles and reports the node's CPUs, hugepages and
- * NICs exactly as the NfvNode ledger holds them; `/healthz` and `/readyz` answer.
+ * NICs exactly as the NfvNode ledger holds them; `/healthz` and `/readyz` answer. And the operator
+ * process (`src/main.ts`) serves them on NFV_METRICS_ADDRESS, ready even as a standby.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseCpuList } from '../../src/api/cpu-list.js';
 import type { NfvNode } from '../../src/api/nfv-node.js';
 import { resources } from '../../src/controllers/resources.js';
 import { MetricsServer } from '../../src/metrics/http-server.js';
 import { PROMETHEUS_TEXT_CONTENT_TYPE } from '../../src/metrics/prometheus-text.js';
+import { LeaderElector } from '../../src/runtime/leader-election.js';
+import { e2eCluster } from '../cluster/e2e-env.js';
+import { freeLoopbackPorts } from '../cluster/loopback-ports.js';
 import { startNfvFixture, testLogger, type NfvFixture } from '../cluster/nfv-fixture.js';
+import { spawnOperator } from '../cluster/operator-process.js';
 import { waitUntil } from '../cluster/wait-until.js';
 
 /** Jest 30 does not apply the project's testTimeout per project, so each hook and test says its own. */
@@ -57,8 +65,8 @@ function parseExposition(text: string): ScrapedSample[] {
     });
 }
 
-async function scrape(): Promise<ScrapedSample[]> {
-  const res = await fetch(`${baseUrl}/metrics`);
+async function scrape(url = baseUrl): Promise<ScrapedSample[]> {
+  const res = await fetch(`${url}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toBe(PROMETHEUS_TEXT_CONTENT_TYPE);
   return parseExposition(await res.text());
@@ -166,6 +174,58 @@ describe('operator metrics endpoint', () => {
       await f.deleteAndWait('fwd');
       const { expected } = await waitForMetricsToMatchLedger(node);
       expect(expected).toEqual({ cpusUsed: 0, cpusFree: 6, hugepagesUsed: 0, hugepagesFree: 4 * GiB, devicesUsed: 0, devicesFree: 2 });
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe('the operator process', () => {
+  test(
+    'serves /metrics, /healthz and /readyz on NFV_METRICS_ADDRESS, and a standby is ready',
+    async () => {
+      // This test holds the operator's Lease, so the process stays a standby for its whole life.
+      let leading!: () => void;
+      const led = new Promise<void>((resolve) => (leading = resolve));
+      const holding = new LeaderElector({
+        client: f.client,
+        namespace: f.ns.name,
+        name: 'nfv-operator-leader',
+        identity: 'e2e-holder',
+        logger: testLogger(),
+        onStartedLeading: () => leading(),
+      });
+      const campaign = holding.run();
+      await led;
+
+      const logDir = mkdtempSync(join(tmpdir(), 'nfv-metrics-e2e-'));
+      const [port] = await freeLoopbackPorts(1);
+      const url = `http://127.0.0.1:${port}`;
+      const operator = spawnOperator(e2eCluster().kubeconfigPath, 'metrics-standby', logDir, {
+        POD_NAMESPACE: f.ns.name,
+        NFV_METRICS_ADDRESS: `127.0.0.1:${port}`,
+      });
+      try {
+        const readyz = await waitUntil('the standby process to answer /readyz', async () => {
+          const res = await fetch(`${url}/readyz`);
+          return { status: res.status, body: await res.text() };
+        }, { timeoutMs: 60_000, intervalMs: 200 });
+        expect(readyz).toEqual({ status: 200, body: 'ok: standby, waiting for the leader lease\n' });
+        expect(await (await fetch(`${url}/healthz`)).text()).toBe('ok\n');
+        const samples = await scrape(url);
+        expect(valueOf(samples, 'nfv_operator_leader', {})).toBe(0);
+        // A standby runs no controllers and fills no cache: nothing to report but the leader gauge.
+        expect(samples.filter((s) => s.name.startsWith('nfv_operator_node_'))).toEqual([]);
+
+        expect(await operator.kill('SIGTERM')).toBe('0');
+        await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\noperator log:\n${readFileSync(join(logDir, 'metrics-standby.log'), 'utf8').slice(-4000)}`);
+      } finally {
+        await operator.kill('SIGKILL');
+        await holding.stop();
+        await campaign;
+        rmSync(logDir, { recursive: true, force: true });
+      }
     },
     TIMEOUT_MS,
   );

@@ -204,7 +204,7 @@ describe('nodeReconciler on a built node with a recording API client', () => {
       { apiVersion: 'nfv.dev/v1alpha1', kind: 'HugepagePool', metadata: { name: 'big' }, spec: { pageSize: '1Gi', pagesPerNumaNode: 4, nodeSelector: { tier: 'edge' } } },
       { apiVersion: 'nfv.dev/v1alpha1', kind: 'HugepagePool', metadata: { name: 'other' }, spec: { pageSize: '2Mi', pagesPerNumaNode: 4, nodeSelector: { tier: 'core' } } },
     ];
-    let nfvNode: NfvNode | undefined;
+    let nfvNode: NfvNode | undefined = undefined;
     const reconcile = nodeReconciler({
       nodeName: 'worker-1',
       stateRoot: tree.path('state'),

@@ -8,7 +8,7 @@ import { objectKey } from '../../runtime/kube-object.js';
 import { actOnVnf, type VnfActDeps } from './act.js';
 import type { LedgerOverlay } from './ledger-overlay.js';
 import { currentNfvNodes, observeVnf, type VnfCaches } from './observe.js';
-import { planVnf } from './plan.js';
+import { planVnf, type VnfPlan } from './plan.js';
 import { VNF_NAME_LABEL } from '../../api/group.js';
 import type { Clock } from '../../runtime/clock.js';
 
@@ -46,12 +46,27 @@ export function vnfController(options: VnfControllerOptions): Controller {
     return turn;
   };
 
-  const reconcileOnce = async (key: string, logger: Logger, signal: AbortSignal) => {
+  const observeAndPlan = (key: string) => {
     const obs = observeVnf(caches, overlay, key, stateRoot);
-    if (!obs) return;
+    if (!obs) return undefined;
     const plan = planVnf(obs, new Date(clock.now()), options.gateImage ? { gateImage: options.gateImage } : {});
+    return { vnf: obs.vnf, plan };
+  };
+  const act = (vnf: VirtualNetworkFunction, plan: VnfPlan, logger: Logger, signal: AbortSignal) => {
     const nfvNodes = new Map(currentNfvNodes(caches, overlay).map((n) => [n.metadata.name!, n]));
-    await actOnVnf(deps, obs.vnf, (name) => nfvNodes.get(name), plan, logger, signal);
+    return actOnVnf(deps, vnf, (name) => nfvNodes.get(name), plan, logger, signal);
+  };
+  // Only planning and the ledger write are serial; the pod, status and Events of a placed VNF
+  // are written outside the turn, so the next placement does not wait for them.
+  const placeThenAct = async (key: string, logger: Logger, signal: AbortSignal) => {
+    const work = await placementTurn(async () => {
+      const planned = observeAndPlan(key);
+      if (!planned) return undefined;
+      const commits = planned.plan.actions.filter((a) => a.type === 'CommitAllocation');
+      await act(planned.vnf, { actions: commits, status: undefined, events: [] }, logger, signal);
+      return { ...planned, plan: { ...planned.plan, actions: planned.plan.actions.filter((a) => a.type !== 'CommitAllocation') } };
+    });
+    if (work) await act(work.vnf, work.plan, logger, signal);
   };
 
   const unplaced = () => caches.vnfs.list((v) => !v.status?.placement).map(objectKey);
@@ -64,9 +79,9 @@ export function vnfController(options: VnfControllerOptions): Controller {
     clock,
     workers: options.workers ?? 4,
     reconcile: async (key, ctx) => {
-      const needsPlacement = !caches.vnfs.get(key)?.status?.placement;
-      if (needsPlacement) await placementTurn(() => reconcileOnce(key, ctx.logger, ctx.signal));
-      else await reconcileOnce(key, ctx.logger, ctx.signal);
+      if (!caches.vnfs.get(key)?.status?.placement) return placeThenAct(key, ctx.logger, ctx.signal);
+      const work = observeAndPlan(key);
+      if (work) await act(work.vnf, work.plan, ctx.logger, ctx.signal);
     },
   })
     .for(caches.vnfs)

@@ -34,6 +34,8 @@ export interface VnfContainerSpec {
   image: string;
   isolation: VnfIsolation;
   env: Record<string, string>;
+  /** Replaces the image's entrypoint. */
+  entrypoint?: string[];
   /** Arguments after the image's entrypoint. */
   command?: string[];
   /** Extra mounts, e.g. memif link directories (read-write). */
@@ -42,23 +44,26 @@ export interface VnfContainerSpec {
   ready: RegExp;
 }
 
+/** Output of a container, gathered from its start on. */
+class OutputBuffer {
+  text = '';
+}
+
 /** A started VNF container whose output is gathered as it comes. */
 export class RunningVnf {
-  private text = '';
-
+  /** @internal */
   constructor(
     readonly spec: VnfContainerSpec,
     readonly container: StartedTestContainer,
+    private readonly buffer: OutputBuffer,
   ) {}
 
-  /** @internal */
-  async follow(): Promise<void> {
-    const stream = await this.container.logs();
-    stream.on('data', (chunk: Buffer | string) => (this.text += chunk.toString()));
+  get output(): string {
+    return this.buffer.text;
   }
 
-  get output(): string {
-    return this.text;
+  private get text(): string {
+    return this.buffer.text;
   }
 
   /** Polls `check` on the output until it holds; fails with the output's tail when time runs out. */
@@ -76,6 +81,23 @@ export class RunningVnf {
     return stdout.trim() === 'true';
   }
 
+  /** Waits until the container has exited and returns its exit code. */
+  async exitCode(timeoutMs = 20_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (await this.isRunning()) {
+      if (Date.now() > deadline) throw new Error(`${this.spec.name}: still running after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const { stdout } = await execFileAsync(DOCKER, ['inspect', '-f', '{{.State.ExitCode}}', this.container.getId()]);
+    return Number(stdout.trim());
+  }
+
+  /** SIGTERM, as the kubelet stops a pod, then waits for the container to exit; returns its exit code. */
+  async stop(): Promise<number> {
+    await execFileAsync(DOCKER, ['stop', '--time', '10', this.container.getId()]);
+    return this.exitCode();
+  }
+
   /** SIGKILL, as an OOM kill or a stop past the grace period would. */
   async kill(): Promise<void> {
     await execFileAsync(DOCKER, ['kill', '--signal', 'KILL', this.container.getId()]);
@@ -86,9 +108,13 @@ export class RunningVnf {
 export class VnfContainers {
 
   async start(spec: VnfContainerSpec): Promise<RunningVnf> {
-    const { allocation } = spec.isolation;
+    const { allocation, mounts } = spec.isolation;
+    // Without the mask EAL probes every PCI device it sees, the machine's own NICs included.
+    if (!mounts.some((m) => m.target === '/sys/bus/pci/devices')) throw new Error(`${spec.name}: refusing to start a VNF without its PCI device mask`);
+    const name = `nfv-dataplane-${spec.name}-${process.pid}-${Date.now().toString(36)}`;
+    const buffer = new OutputBuffer();
     const container = new VnfContainer(spec.image)
-      .withName(`nfv-dataplane-${spec.name}-${process.pid}-${Date.now().toString(36)}`)
+      .withName(name)
       .withLabels({ [TEST_LABEL]: String(process.pid) })
       .withNetworkMode('none')
       .withDroppedCapabilities('ALL')
@@ -96,18 +122,23 @@ export class VnfContainers {
       .withAddedCapabilities('IPC_LOCK', 'NET_ADMIN', 'SYS_NICE')
       .withCpuset(allocation.cpus)
       .withBindMounts([
-        ...spec.isolation.mounts.map((m) => ({ source: m.source, target: m.target, mode: 'ro' as const })),
+        ...mounts.map((m) => ({ source: m.source, target: m.target, mode: 'ro' as const })),
         { source: spec.isolation.hugepageDir, target: '/dev/hugepages', mode: 'rw' },
         ...(spec.mounts ?? []).map((m) => ({ source: m.source, target: m.target, mode: 'rw' as const })),
       ])
       .withEnvironment({ NFV_EAL_CORELIST: formatCpuList(allocation.cpus), ...spec.env })
       .withCommand(spec.command ?? [])
+      .withLogConsumer((stream) => stream.on('data', (chunk: Buffer | string) => (buffer.text += chunk.toString())))
       .withWaitStrategy(Wait.forLogMessage(spec.ready))
       .withStartupTimeout(30_000);
-    const started = await container.start();
-    const vnf = new RunningVnf(spec, started);
-    await vnf.follow();
-    return vnf;
+    if (spec.entrypoint) container.withEntrypoint(spec.entrypoint);
+    let started: StartedTestContainer;
+    try {
+      started = await container.start();
+    } catch (err) {
+      throw new Error(`${spec.name}: ${(err as Error).message}; its output:\n${buffer.text.slice(-4000)}`);
+    }
+    return new RunningVnf(spec, started, buffer);
   }
 
   /** Removes every container this process started, running or not (also those whose start failed). */

@@ -8,6 +8,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import process from 'node:process';
 
 const spec = JSON.parse(process.argv[2]);
 // Pid 1 of the new pid namespace; the kernel resolves it in that namespace.

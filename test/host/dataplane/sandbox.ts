@@ -24,6 +24,7 @@ export class SandboxedApp {
   private constructor(
     readonly name: string,
     private readonly child: ChildProcess,
+    private readonly sandboxed: boolean,
   ) {
     child.stdout!.on('data', (chunk: Buffer) => (this.text += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (this.text += chunk.toString()));
@@ -43,7 +44,13 @@ export class SandboxedApp {
       ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--propagation', 'private', '--kill-child=SIGKILL', process.execPath, SANDBOX_INIT, JSON.stringify(spec)],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    return new SandboxedApp(name, child);
+    return new SandboxedApp(name, child, true);
+  }
+
+  /** Starts `command` on the host, outside any isolation, pinned to `cpus`: the baseline of the benchmark. */
+  static startOnHost(name: string, cpus: readonly number[], command: string, args: readonly string[]): SandboxedApp {
+    const child = spawn('taskset', ['--cpu-list', cpus.join(','), command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return new SandboxedApp(name, child, false);
   }
 
   get output(): string {
@@ -65,7 +72,7 @@ export class SandboxedApp {
     }
   }
 
-  /** Stops the app as a container runtime does: SIGTERM to the sandbox's first process, which passes it on. */
+  /** Stops the app as a container runtime does: SIGTERM to the sandbox's first process, which passes it on (on the host: to the app). */
   async stop(): Promise<SandboxExit> {
     const init = this.initPid();
     if (init !== undefined) process.kill(init, 'SIGTERM');
@@ -80,7 +87,7 @@ export class SandboxedApp {
 
   private initPid(): number | undefined {
     const pid = this.child.pid;
-    if (pid === undefined) return undefined;
+    if (pid === undefined || !this.sandboxed) return pid;
     try {
       const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
       return children ? Number(children.split(' ')[0]) : undefined;

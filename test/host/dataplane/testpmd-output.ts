@@ -37,11 +37,14 @@ export interface TestpmdReport {
   memoryErrors: string[];
 }
 
+/** testpmd clears the screen before each statistics block. */
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, 'g');
+
 const number = (text: string | undefined) => (text === undefined ? undefined : Number(text));
 
 /** Parses testpmd's (and EAL's) combined stdout and stderr. */
 export function parseTestpmdOutput(output: string): TestpmdReport {
-  const text = output.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+  const text = output.replace(ANSI_ESCAPE, '');
   const report: TestpmdReport = { pciDevices: [], ports: new Map(), forwardingLcores: [], stats: [], memoryErrors: [] };
   report.detectedLcores = number(/EAL: Detected CPU lcores: (\d+)/.exec(text)?.[1]);
   report.numaNodes = number(/EAL: Detected NUMA nodes: (\d+)/.exec(text)?.[1]);

@@ -103,6 +103,9 @@ export class VnfIsolation {
     }
     for (const cpu of foreign) mounts.push({ source: dirs.empty, target: `/sys/devices/system/cpu/cpu${cpu}` });
     for (const address of allocation.pciDevices) symlinkSync(bus.devicePath(address), posix.join(dirs.pci, address));
+    // The links point into the fake bus: a container sees it where the host has it, as it sees
+    // the real /sys/devices the agent's links point to.
+    if (allocation.pciDevices.length > 0) mounts.push({ source: bus.root, target: bus.root });
 
     const isolation = new VnfIsolation(root, allocation, mounts);
     try {

@@ -1,0 +1,252 @@
+/**
+ * npm run bench:dataplane: the same dpdk-testpmd forwarding, on the same lcores, in three
+ * environments, to measure what the node agent's isolation costs:
+ *
+ *   host      testpmd pinned with taskset, nothing else;
+ *   isolated  the agent's isolation in a namespace sandbox: cpuset and hugetlb cgroups, masked
+ *             CPU and PCI sysfs, hugetlbfs with size=, own mount, pid and network namespaces;
+ *   docker    a container of the l2fwd image carrying the agent's mounts, its cpuset and the
+ *             pod's capabilities.
+ *
+ * Modes: io and macswap between two net_null ports, io between two net_ring ports (a burst
+ * sent with --tx-first circulates), and the memif chain of two VNFs (edge: net_null <-> memif,
+ * io; core: memif, macswap back). Single-VNF modes run on the last CPU (main and forwarding lcore
+ * both on it); the chain puts edge on the first CPU and core on the last.
+ *
+ * Each mode runs N times per environment, the environments interleaved so that a change of load
+ * on the machine hits them alike. A run's Mpps is the median of testpmd's per-second Rx-pps after
+ * the first two seconds; its cycles/packet comes from --record-core-cycles (the forwarding
+ * lcore's busy cycles per packet, steadier than Mpps when other work shares the machine). The
+ * table prints min/median/max of both, and isolated/host and docker/host ratios of the medians
+ * (for cycles/packet, host/env, so that above 1 is always better). Target: isolated/host >= 0.98.
+ *
+ *   npm run bench:dataplane -- [--runs 5] [--seconds 6] [--modes io,macswap,ring,memif] [--envs host,isolated,docker]
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseCpuList } from '../../src/api/cpu-list.js';
+import { ExtraHugepages, lockHugepages, TempTree } from '../../test/host/helpers/host-fixtures.js';
+import { VnfContainers, type RunningVnf } from '../../test/host/dataplane/docker-vnf.js';
+import { buildImages, IMAGES } from '../../test/host/dataplane/images.js';
+import { missingPrerequisites, type Prerequisite } from '../../test/host/dataplane/prerequisites.js';
+import { SandboxedApp } from '../../test/host/dataplane/sandbox.js';
+import { lcoreArgs, parseTestpmdOutput, type PortStats } from '../../test/host/dataplane/testpmd-output.js';
+import { FakePciBus, VnfIsolation, type PodMount } from '../../test/host/dataplane/vnf-isolation.js';
+
+const MiB = 2 ** 20;
+const MODES = ['io', 'macswap', 'ring', 'memif'] as const;
+const ENVS = ['host', 'isolated', 'docker'] as const;
+type Mode = (typeof MODES)[number];
+type Env = (typeof ENVS)[number];
+const TARGET = 0.98;
+const WARMUP_BLOCKS = 2;
+const LINK_MOUNT = '/run/memif/bench';
+
+interface Sample {
+  mpps: number;
+  cyclesPerPacket: number;
+}
+
+/** One testpmd of a run, whichever environment runs it. */
+interface Vnf {
+  output(): string;
+  stop(): Promise<string>;
+}
+
+/** testpmd's role in a mode: its vdevs, forwarding arguments and the ports whose Rx-pps count. */
+interface Role {
+  name: string;
+  cpu: number;
+  vdevs: string[];
+  forwarding: string[];
+  measuredPorts: number[];
+}
+
+const { values: options } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '6' },
+    modes: { type: 'string', default: MODES.join(',') },
+    envs: { type: 'string', default: ENVS.join(',') },
+  },
+});
+const runs = Number(options.runs);
+const seconds = Number(options.seconds);
+const modes = options.modes.split(',') as Mode[];
+const envs = options.envs.split(',') as Env[];
+for (const mode of modes) if (!MODES.includes(mode)) throw new Error(`unknown mode ${mode} (known: ${MODES.join(', ')})`);
+for (const env of envs) if (!ENVS.includes(env)) throw new Error(`unknown environment ${env} (known: ${ENVS.join(', ')})`);
+
+const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/present', 'utf8').trim());
+const [firstCpu, lastCpu] = [cpus[0]!, cpus.at(-1)!];
+const memif = (role: 'server' | 'client') => `net_memif0,role=${role},id=0,socket=${LINK_MOUNT}/memif.sock,socket-abstract=no`;
+const common = ['--auto-start', '--stats-period', '1', '--record-core-cycles', '--total-num-mbufs', '8192'];
+
+/** The testpmds of a mode; the first one is measured. */
+function roles(mode: Mode): Role[] {
+  switch (mode) {
+    case 'io':
+    case 'macswap':
+      return [{ name: mode, cpu: lastCpu, vdevs: ['net_null0', 'net_null1'], forwarding: [`--forward-mode=${mode}`], measuredPorts: [0, 1] }];
+    case 'ring':
+      return [{ name: 'ring', cpu: lastCpu, vdevs: ['net_ring0', 'net_ring1'], forwarding: ['--forward-mode=io', '--tx-first'], measuredPorts: [0, 1] }];
+    case 'memif':
+      return [
+        { name: 'edge', cpu: firstCpu, vdevs: ['net_null0', memif('client')], forwarding: ['--forward-mode=io'], measuredPorts: [1] },
+        { name: 'core', cpu: lastCpu, vdevs: [memif('server')], forwarding: ['--forward-mode=macswap', '--port-topology=loop'], measuredPorts: [0] },
+      ];
+  }
+}
+
+function ealArgs(role: Role, hugeDir: string): string[] {
+  return [...lcoreArgs([role.cpu]), '--huge-dir', hugeDir, '--file-prefix', `bench-${role.name}`, '--socket-mem', '32', ...role.vdevs.flatMap((v) => ['--vdev', v])];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Mpps of a run: the median over the seconds after warm-up of the measured ports' summed Rx-pps. */
+function runMpps(stats: PortStats[], ports: number[]): number {
+  const perBlock: number[] = [];
+  const measured = stats.filter((s) => ports.includes(s.port));
+  for (let i = 0; i + ports.length <= measured.length; i += ports.length) {
+    perBlock.push(measured.slice(i, i + ports.length).reduce((sum, s) => sum + s.rxPps, 0));
+  }
+  const steady = perBlock.slice(WARMUP_BLOCKS);
+  return steady.length > 0 ? median(steady) / 1e6 : 0;
+}
+
+async function main(): Promise<void> {
+  const needs: Prerequisite[] = ['root', 'dpdk', 'hugepages', 'hugetlb-cgroup', ...(envs.includes('docker') ? (['docker'] as const) : [])];
+  const missing = await missingPrerequisites(needs);
+  if (missing.length > 0) throw new Error(`bench:dataplane cannot run here:\n  - ${missing.join('\n  - ')}`);
+  if (envs.includes('docker')) await buildImages(['l2fwd']);
+
+  const unlock = await lockHugepages();
+  const pages = new ExtraHugepages();
+  const tree = new TempTree('nfv-bench-dataplane');
+  const containers = new VnfContainers();
+  const samples = new Map<string, Sample[]>();
+  try {
+    pages.ensureFree(64);
+    const bus = new FakePciBus(tree.path('fake-sys'), []);
+    let serial = 0;
+
+    /** Starts one role of a run in `env`. */
+    async function start(env: Env, role: Role, link: PodMount): Promise<{ vnf: Vnf; isolation: VnfIsolation }> {
+      serial++;
+      const isolation = await VnfIsolation.prepare(tree.path(`${role.name}-${env}-${serial}`), { name: `${role.name}-${serial}`, cpus: [role.cpu], hugepageBytes: 48 * MiB, pciDevices: [] }, bus, {
+        cgroups: env === 'isolated',
+      });
+      // Outside a container the socket is at its host path: the EAL arguments name the host path.
+      const vdevs = env === 'docker' ? role.vdevs : role.vdevs.map((v) => v.replace(LINK_MOUNT, link.source));
+      const args = ealArgs({ ...role, vdevs }, env === 'docker' ? '/dev/hugepages' : isolation.hugepageDir);
+      const testpmd = [...args, '--', ...role.forwarding, ...common];
+      if (env === 'docker') {
+        const running: RunningVnf = await containers.start({
+          name: role.name,
+          image: IMAGES.l2fwd,
+          isolation,
+          entrypoint: ['dpdk-testpmd'],
+          command: testpmd,
+          env: {},
+          mounts: [link],
+          ready: /packet forwarding - ports=/,
+        });
+        return {
+          isolation,
+          vnf: {
+            output: () => running.output,
+            stop: async () => {
+              await running.stop();
+              await running.waitUntil('the final statistics', (output) => output.includes('Bye...'), 10_000).catch(() => undefined);
+              return running.output;
+            },
+          },
+        };
+      }
+      const app = env === 'host' ? SandboxedApp.startOnHost(role.name, [role.cpu], 'dpdk-testpmd', testpmd) : SandboxedApp.start(role.name, isolation, 'dpdk-testpmd', testpmd);
+      await app.waitFor(/packet forwarding - ports=/);
+      return { isolation, vnf: { output: () => app.output, stop: async () => (await app.stop()).output } };
+    }
+
+    async function run(mode: Mode, env: Env): Promise<Sample> {
+      const link = { source: tree.path(`memif-${++serial}`), target: LINK_MOUNT };
+      mkdirSync(link.source, { recursive: true });
+      const started: { vnf: Vnf; isolation: VnfIsolation }[] = [];
+      try {
+        // The chain's server first, so that the client connects at once.
+        for (const role of [...roles(mode)].reverse()) started.unshift(await start(env, role, link));
+        await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+        const outputs: string[] = [];
+        for (const { vnf } of started) outputs.push(await vnf.stop());
+        const report = parseTestpmdOutput(outputs[0]!);
+        const mpps = runMpps(report.stats, roles(mode)[0]!.measuredPorts);
+        if (mpps === 0 || report.cyclesPerPacket === undefined) throw new Error(`${mode}/${env}: no traffic measured; output:\n${outputs[0]!.slice(-3000)}`);
+        return { mpps, cyclesPerPacket: report.cyclesPerPacket };
+      } finally {
+        await containers.removeAll();
+        for (const { isolation } of started) await isolation.destroy();
+      }
+    }
+
+    for (const mode of modes) {
+      for (let i = 0; i < runs; i++) {
+        for (const env of envs) {
+          const sample = await run(mode, env);
+          const key = `${mode}/${env}`;
+          samples.set(key, [...(samples.get(key) ?? []), sample]);
+          process.stderr.write(`  ${key} run ${i + 1}/${runs}: ${sample.mpps.toFixed(2)} Mpps, ${sample.cyclesPerPacket.toFixed(1)} cycles/packet\n`);
+        }
+      }
+    }
+  } finally {
+    await containers.removeAll();
+    await tree.cleanup();
+    pages.cleanup();
+    unlock();
+  }
+  printTable(samples);
+}
+
+/** Relative spread of a metric's runs: (max - min) / median, averaged over the environments. */
+function spread(lists: number[][]): number {
+  return lists.reduce((sum, values) => sum + (Math.max(...values) - Math.min(...values)) / median(values), 0) / lists.length;
+}
+
+function printTable(samples: Map<string, Sample[]>): void {
+  const label: Record<Mode, string> = { io: 'io net_null', macswap: 'macswap net_null', ring: 'io net_ring', memif: 'memif chain' };
+  const rows = [['mode', 'env', 'Mpps min', 'median', 'max', 'cyc/pkt min', 'median', 'max', 'Mpps ratio', 'cyc ratio', 'judged on', `>= ${TARGET}`]];
+  for (const mode of modes) {
+    const host = samples.get(`${mode}/host`);
+    const all = envs.map((env) => samples.get(`${mode}/${env}`)!);
+    // Judged on the metric whose runs spread less in this mode, as the steadier of the two.
+    const byCycles = spread(all.map((list) => list.map((s) => s.cyclesPerPacket))) < spread(all.map((list) => list.map((s) => s.mpps)));
+    for (const env of envs) {
+      const list = samples.get(`${mode}/${env}`)!;
+      const mpps = list.map((s) => s.mpps);
+      const cycles = list.map((s) => s.cyclesPerPacket);
+      const ratio = host && env !== 'host' ? { mpps: median(mpps) / median(host.map((s) => s.mpps)), cycles: median(host.map((s) => s.cyclesPerPacket)) / median(cycles) } : undefined;
+      const judged = ratio && (byCycles ? ratio.cycles : ratio.mpps);
+      rows.push([
+        label[mode],
+        env,
+        ...[Math.min(...mpps), median(mpps), Math.max(...mpps)].map((v) => v.toFixed(2)),
+        ...[Math.min(...cycles), median(cycles), Math.max(...cycles)].map((v) => v.toFixed(1)),
+        ratio ? ratio.mpps.toFixed(3) : '',
+        ratio ? ratio.cycles.toFixed(3) : '',
+        ratio ? (byCycles ? 'cyc/pkt' : 'Mpps') : '',
+        judged === undefined ? '' : judged >= TARGET ? 'yes' : 'NO',
+      ]);
+    }
+  }
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  console.log(`\nbench:dataplane: ${runs} runs of ${seconds} s per mode and environment, interleaved. Mpps: packets received per`);
+  console.log('second over the measured ports. Ratios of medians: env/host for Mpps, host/env for cycles/packet (above 1 is better).\n');
+  for (const row of rows) console.log(row.map((cell, column) => (column < 2 || column === 10 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  '));
+}
+
+await main();
