@@ -12,4 +12,9 @@ export default tseslint.config(
     },
   },
   { files: ['demo/**', 'bench/**', 'hack/**', 'test/**'], rules: { 'no-console': 'off' } },
+  {
+    files: ['.ci/**/*.mjs'],
+    languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
+    rules: { 'no-console': 'off' },
+  },
 );

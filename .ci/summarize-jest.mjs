@@ -1,13 +1,28 @@
-// Prints jest's JSON results as the plain closing line CI reads: "N passed, N failed".
+// Prints the plain closing line CI reads, "N passed, N failed": jest's tests from its JSON
+// results, plus one entry per extra check given as name=exitCode (typecheck, lint).
 import { readFileSync } from 'node:fs';
 
-let results;
+const [resultsFile, ...checks] = process.argv.slice(2);
+let passed = 0;
+let failed = 0;
+let skipped = 0;
 try {
-  results = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+  const results = JSON.parse(readFileSync(resultsFile, 'utf8'));
+  // A suite that fails to load (syntax error, a throwing beforeAll) has no assertions to count.
+  const brokenSuites = results.testResults.filter((s) => s.status === 'failed' && s.assertionResults.length === 0).length;
+  passed = results.numPassedTests;
+  failed = results.numFailedTests + brokenSuites;
+  skipped = results.numPendingTests + results.numTodoTests;
 } catch {
-  console.log('0 passed, 1 failed');
-  process.exit(0);
+  console.error('jest wrote no results: counting the test run as one failure');
+  failed = 1;
 }
-const suitesFailedToRun = results.testResults.filter((s) => s.status === 'failed' && s.assertionResults.length === 0).length;
-const skipped = results.numPendingTests + results.numTodoTests;
-console.log(`${results.numPassedTests} passed, ${results.numFailedTests + suitesFailedToRun} failed${skipped ? `, ${skipped} skipped` : ''}`);
+for (const check of checks) {
+  const [name, code] = check.split('=');
+  if (code === '0') passed++;
+  else {
+    failed++;
+    console.error(`${name} failed`);
+  }
+}
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

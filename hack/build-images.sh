@@ -158,12 +158,17 @@ stage_node_app() {
 # No registry is reachable: every FROM is an image built here, so builds never pull. The build
 # containers use the host network, which reaches the same Debian mirror as the host.
 build() { # name context
-  local name=$1 context=$2 started
+  local name=$1 context=$2 started previous
   started=$(date +%s)
+  previous=$("$DOCKER" image inspect -f '{{.Id}}' "${IMAGE_TAGS[$name]}" 2>/dev/null || true)
   log "docker build ${IMAGE_TAGS[$name]} from $context"
   "$DOCKER" build --network host --pull=false --force-rm -t "${IMAGE_TAGS[$name]}" \
     --label "dev.nfv.image=$name" -f "$context/Dockerfile" "$context" >"$CACHE/build-$name.log" 2>&1 ||
     { tail -n 40 "$CACHE/build-$name.log" >&2; die "docker build of $name failed; full log $CACHE/build-$name.log"; }
+  # The image the tag named before, if this build replaced it (kept while a container uses it).
+  if [ -n "$previous" ] && [ "$previous" != "$("$DOCKER" image inspect -f '{{.Id}}' "${IMAGE_TAGS[$name]}")" ]; then
+    "$DOCKER" rmi "$previous" >/dev/null 2>&1 || true
+  fi
   log "built ${IMAGE_TAGS[$name]} in $(($(date +%s) - started)) s"
 }
 

@@ -93,7 +93,7 @@ async function perform(
  * planned again from fresh data. This is what makes double allocation impossible, across workers
  * and across controller replicas alike.
  */
-async function writeLedger(deps: VnfActDeps, node: NfvNode, allocations: NodeAllocation[], signal: AbortSignal): Promise<void> {
+export async function writeLedger(deps: VnfActDeps, node: NfvNode, allocations: NodeAllocation[], signal: AbortSignal): Promise<void> {
   const written = await deps.client.apply<NfvNode>(
     resources.nfvNodes,
     {

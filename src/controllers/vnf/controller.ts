@@ -5,12 +5,19 @@ import { jsonEqual } from '../../runtime/json-equal.js';
 import type { VirtualNetworkFunction } from '../../api/virtual-network-function.js';
 import { Controller, type InformerEvent } from '../../runtime/controller.js';
 import { objectKey } from '../../runtime/kube-object.js';
-import { actOnVnf, type VnfActDeps } from './act.js';
+import { actOnVnf, writeLedger, type VnfActDeps } from './act.js';
+import { PlacementBatcher } from './placement-batcher.js';
 import type { LedgerOverlay } from './ledger-overlay.js';
 import { currentNfvNodes, observeVnf, type VnfCaches } from './observe.js';
 import { planVnf, type VnfPlan } from './plan.js';
 import { VNF_NAME_LABEL } from '../../api/group.js';
 import type { Clock } from '../../runtime/clock.js';
+
+/** A VNF and what to do about it. */
+interface PlannedWork {
+  vnf: VirtualNetworkFunction;
+  plan: VnfPlan;
+}
 
 /** Configuration of the VNF controller. */
 export interface VnfControllerOptions {
@@ -29,45 +36,55 @@ export interface VnfControllerOptions {
 
 /**
  * Reconciles VirtualNetworkFunctions: observe (caches) -> plan (pure) -> act (API). Placements
- * run one at a time, as in kube-scheduler: each one plans from the ledger the previous one wrote,
- * so workers do not race each other into resourceVersion conflicts. The conflict is still the
- * guarantee against a second replica or a stale cache.
+ * are serialised in batches so workers do not race each other into resourceVersion conflicts;
+ * the conflict is still the guarantee against a second replica or a stale cache.
  */
 export function vnfController(options: VnfControllerOptions): Controller {
   const { caches, overlay, clock, stateRoot } = options;
   const deps: VnfActDeps = { ...options.act, overlay };
-  let placements: Promise<void> = Promise.resolve();
-  const placementTurn = <T>(work: () => Promise<T>): Promise<T> => {
-    const turn = placements.then(work);
-    placements = turn.then(
-      () => undefined,
-      () => undefined,
-    );
-    return turn;
+  const plan = (key: string, nfvNodes: readonly NfvNode[]) => {
+    const obs = observeVnf(caches, nfvNodes, key, stateRoot);
+    if (!obs) return undefined;
+    return { vnf: obs.vnf, plan: planVnf(obs, new Date(clock.now()), options.gateImage ? { gateImage: options.gateImage } : {}) };
+  };
+  const act = (work: PlannedWork, logger: Logger, signal: AbortSignal) => {
+    const nfvNodes = new Map(currentNfvNodes(caches, overlay).map((n) => [n.metadata.name!, n]));
+    return actOnVnf(deps, work.vnf, (name) => nfvNodes.get(name), work.plan, logger, signal);
   };
 
-  const observeAndPlan = (key: string) => {
-    const obs = observeVnf(caches, overlay, key, stateRoot);
-    if (!obs) return undefined;
-    const plan = planVnf(obs, new Date(clock.now()), options.gateImage ? { gateImage: options.gateImage } : {});
-    return { vnf: obs.vnf, plan };
-  };
-  const act = (vnf: VirtualNetworkFunction, plan: VnfPlan, logger: Logger, signal: AbortSignal) => {
-    const nfvNodes = new Map(currentNfvNodes(caches, overlay).map((n) => [n.metadata.name!, n]));
-    return actOnVnf(deps, vnf, (name) => nfvNodes.get(name), plan, logger, signal);
-  };
-  // Only planning and the ledger write are serial; the pod, status and Events of a placed VNF
-  // are written outside the turn, so the next placement does not wait for them.
-  const placeThenAct = async (key: string, logger: Logger, signal: AbortSignal) => {
-    const work = await placementTurn(async () => {
-      const planned = observeAndPlan(key);
-      if (!planned) return undefined;
-      const commits = planned.plan.actions.filter((a) => a.type === 'CommitAllocation');
-      await act(planned.vnf, { actions: commits, status: undefined, events: [] }, logger, signal);
-      return { ...planned, plan: { ...planned.plan, actions: planned.plan.actions.filter((a) => a.type !== 'CommitAllocation') } };
-    });
-    if (work) await act(work.vnf, work.plan, logger, signal);
-  };
+  // Placements are planned in batches, one batch at a time, as kube-scheduler assumes pods: each
+  // decision is added to the batch's view of its node before the next VNF is planned, then every
+  // node touched gets one ledger write carrying the resourceVersion the batch started from. A
+  // conflict fails that node's VNFs, which are retried from fresh data. The pod, status and
+  // Events are written outside the batch, so the next batch does not wait for them.
+  const batcher = new PlacementBatcher<PlannedWork | undefined>(async (keys, signal) => {
+    const view = new Map(currentNfvNodes(caches, overlay).map((n) => [n.metadata.name!, n]));
+    const committers = new Map<string, string[]>();
+    const results = new Map<string, PlannedWork | undefined | Error>();
+    for (const key of keys) {
+      const work = plan(key, [...view.values()]);
+      const commit = work?.plan.actions.find((a) => a.type === 'CommitAllocation');
+      if (work && commit?.type === 'CommitAllocation') {
+        const node = view.get(commit.node)!;
+        const others = (node.status?.allocations ?? []).filter((a) => a.uid !== commit.allocation.uid);
+        view.set(commit.node, { ...node, status: { ...node.status, allocations: [...others, commit.allocation] } });
+        committers.set(commit.node, [...(committers.get(commit.node) ?? []), key]);
+        work.plan = { ...work.plan, actions: work.plan.actions.filter((a) => a !== commit) };
+      }
+      results.set(key, work);
+    }
+    await Promise.all(
+      [...committers].map(async ([name, batchKeys]) => {
+        const node = view.get(name)!;
+        try {
+          await writeLedger(deps, node, node.status!.allocations!, signal);
+        } catch (error) {
+          for (const key of batchKeys) results.set(key, error instanceof Error ? error : new Error(String(error)));
+        }
+      }),
+    );
+    return results;
+  });
 
   const unplaced = () => caches.vnfs.list((v) => !v.status?.placement).map(objectKey);
   const linkedTo = (vnf: VirtualNetworkFunction) =>
@@ -79,9 +96,10 @@ export function vnfController(options: VnfControllerOptions): Controller {
     clock,
     workers: options.workers ?? 4,
     reconcile: async (key, ctx) => {
-      if (!caches.vnfs.get(key)?.status?.placement) return placeThenAct(key, ctx.logger, ctx.signal);
-      const work = observeAndPlan(key);
-      if (work) await act(work.vnf, work.plan, ctx.logger, ctx.signal);
+      const work = caches.vnfs.get(key)?.status?.placement
+        ? plan(key, currentNfvNodes(caches, overlay))
+        : await batcher.submit(key, ctx.signal);
+      if (work) await act(work, ctx.logger, ctx.signal);
     },
   })
     .for(caches.vnfs)

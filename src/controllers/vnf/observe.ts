@@ -22,13 +22,16 @@ export function currentNfvNodes(caches: VnfCaches, overlay: LedgerOverlay): NfvN
   return caches.nfvNodes.list().map((node) => overlay.latest(node.metadata.name!, node)!);
 }
 
-/** Gathers what one reconcile of `key` decides from; undefined when the VNF is gone. */
-export function observeVnf(caches: VnfCaches, overlay: LedgerOverlay, key: string, stateRoot: string): VnfObservation | undefined {
+/**
+ * Gathers what one reconcile of `key` decides from; undefined when the VNF is gone. `nfvNodes`
+ * is the ledger view to plan against: the caches with this process's own writes, or a placement
+ * batch's view with its earlier decisions.
+ */
+export function observeVnf(caches: VnfCaches, nfvNodes: readonly NfvNode[], key: string, stateRoot: string): VnfObservation | undefined {
   const vnf = caches.vnfs.get(key);
   if (!vnf) return undefined;
   const namespace = vnf.metadata.namespace!;
   const uid = vnf.metadata.uid!;
-  const nfvNodes = currentNfvNodes(caches, overlay);
   let ledger: VnfObservation['ledger'];
   for (const node of nfvNodes) {
     const allocation = node.status?.allocations?.find((a) => a.uid === uid);
