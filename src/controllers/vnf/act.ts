@@ -23,7 +23,8 @@ export interface VnfActDeps {
 
 /**
  * Carries out a plan: the actions in order, then the status (only if the controller-owned part
- * changed), then the Events. The only place that writes to the API server for a VNF.
+ * changed), then the Events, without waiting for them. The only place that writes to the API
+ * server for a VNF.
  */
 export async function actOnVnf(
   deps: VnfActDeps,
@@ -40,7 +41,9 @@ export async function actOnVnf(
   if (plan.status && !jsonEqual(controllerView(vnf.status), plan.status)) {
     await deps.statusWriter.write(resources.vnfs, vnf, plan.status, { signal, compare: 'desiredKeys' });
   }
-  for (const event of plan.events) await deps.events.record(vnf, event, signal);
+  // Events are best effort and never hold up a reconcile (client-go's broadcaster is
+  // asynchronous too); the recorder logs what it cannot write.
+  for (const event of plan.events) void deps.events.record(vnf, event);
 }
 
 /** The part of a VNF status this controller owns (the agent owns the NodePrepared condition). */

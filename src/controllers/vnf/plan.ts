@@ -243,8 +243,8 @@ class StatusBuilder {
   }
 }
 
-// One Event per change of a condition's status or reason: Normal for progress, Warning for what
-// needs a human or more capacity.
+// One Event per change of a condition's status or reason: Normal for progress (placed, running,
+// released), Warning for what needs a human or more capacity.
 function transitionEvents(before: readonly Condition[], after: readonly Condition[]): VnfEvent[] {
   const events: VnfEvent[] = [];
   for (const condition of after) {
@@ -252,6 +252,9 @@ function transitionEvents(before: readonly Condition[], after: readonly Conditio
     const old = before.find((c) => c.type === condition.type);
     if (old && old.status === condition.status && old.reason === condition.reason) continue;
     const warning = WARNING_REASONS.has(condition.reason) || (condition.type === 'Stalled' && condition.status === 'True');
+    // Ready's intermediate reasons (PodCreating, WaitingForNodeAgent, PodNotReady) are in the
+    // status; an Event each would triple the writes per VNF for no new information.
+    if (condition.type === 'Ready' && condition.status !== 'True' && !warning) continue;
     // Ready repeats the reason of the condition that holds it back: one Event is enough.
     if (events.some((e) => e.reason === condition.reason)) continue;
     events.push({ type: warning ? 'Warning' : 'Normal', reason: condition.reason, message: condition.message });

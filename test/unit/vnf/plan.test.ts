@@ -45,7 +45,7 @@ describe('planVnf', () => {
     expect(condition(plan, 'Ready')).toMatchObject({ status: 'False', reason: 'PodCreating' });
     expect(condition(plan, 'Reconciling')).toMatchObject({ status: 'True' });
     expect(plan.status).toMatchObject({ phase: 'Placed', podName: 'fwd', placement: { node: 'n1', numaNode: 0, cpus: '1,17' } });
-    expect(plan.events.map((e) => `${e.type}/${e.reason}`)).toEqual(['Normal/Allocated', 'Normal/PodCreating']);
+    expect(plan.events.map((e) => `${e.type}/${e.reason}`)).toEqual(['Normal/Allocated']);
   });
 
   test.each<{ name: string; obs: () => VnfObservation; reason: string; stalled?: boolean; message: RegExp }>([
