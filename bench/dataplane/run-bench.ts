@@ -24,7 +24,7 @@
  *
  *   npm run bench:dataplane -- [--runs 5] [--seconds 6] [--modes io,macswap,ring,memif] [--envs host,isolated,docker]
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseCpuList } from '../../src/api/cpu-list.js';
 import { ExtraHugepages, lockHugepages, TempTree } from '../../test/host/helpers/host-fixtures.js';
@@ -220,6 +220,8 @@ async function main(): Promise<void> {
       } finally {
         await containers.removeAll();
         for (const { isolation } of started) await isolation.destroy();
+        // Only on the host does EAL's runtime directory outlive the run (the others have their own /run).
+        if (env === 'host') for (const role of roles(mode)) rmSync(`/run/dpdk/bench-${role.name}`, { recursive: true, force: true });
       }
     }
 

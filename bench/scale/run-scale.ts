@@ -39,7 +39,7 @@ function vnfManifest(namespace: string, name: string): VirtualNetworkFunction {
     apiVersion: API_VERSION,
     kind: 'VirtualNetworkFunction',
     metadata: { name, namespace },
-    spec: { image: 'nfv-operator/l2fwd:dev', cpus: { count: 2, fullCores: true }, hugepages: { pageSize: '1Gi', amount: '1Gi', pool: 'gold' }, interfaces: [], links: [] },
+    spec: { image: 'nfv-operator/l2fwd:22.11', cpus: { count: 2, fullCores: true }, hugepages: { pageSize: '1Gi', amount: '1Gi', pool: 'gold' }, interfaces: [], links: [] },
   };
 }
 
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
       await client.create(resources.vnfs, vnfManifest('raw', name));
       await client.create(resources.pods, {
         metadata: { name, namespace: 'raw' },
-        spec: { nodeName: specs[i % NODES]!.name, containers: [{ name: 'vnf', image: 'nfv-operator/l2fwd:dev' }] },
+        spec: { nodeName: specs[i % NODES]!.name, containers: [{ name: 'vnf', image: 'nfv-operator/l2fwd:22.11' }] },
       } as V1Pod);
     });
     await waitUntil('raw pods', () => rawPods.size === VNFS, { timeoutMs: 300_000 });

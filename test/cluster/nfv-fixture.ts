@@ -120,7 +120,7 @@ export async function startNfvFixture(
       kind: 'VirtualNetworkFunction',
       metadata: { name, namespace: ns.name },
       spec: {
-        image: 'nfv-operator/l2fwd:dev',
+        image: 'nfv-operator/l2fwd:22.11',
         cpus: { count: 2, fullCores: true },
         hugepages: { pageSize: '1Gi', amount: '1Gi', pool },
         interfaces: [],

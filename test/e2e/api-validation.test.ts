@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 const valid = () => ({
-  image: 'nfv-operator/l2fwd:dev',
+  image: 'nfv-operator/l2fwd:22.11',
   cpus: { count: 2 },
   hugepages: { pageSize: '1Gi', amount: '2Gi', pool: 'gold' },
   interfaces: [{ name: 'uplink', device: { pciAddress: '0000:3b:00.0' } }],
