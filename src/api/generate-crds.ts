@@ -1,6 +1,7 @@
 /**
- * `npm run gen:crds`: writes crds/<group>_<plural>.yaml from the zod types. crds/ is never edited
- * by hand; a unit test fails when it is stale.
+ * `npm run gen:crds`: writes crds/<group>_<plural>.yaml from the zod types, and the same files into
+ * the Helm chart's crds/ (Helm installs CRDs only from there and cannot read files outside the
+ * chart). Neither copy is ever edited by hand; a unit test fails when either is stale.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,9 @@ import { GROUP } from './group.js';
 /** Directory of the generated CRDs. */
 export const CRDS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'crds');
 
+/** The Helm chart's copy of {@link CRDS_DIR}: identical files. */
+export const CHART_CRDS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'charts', 'nfv-operator', 'crds');
+
 /** The generated files: file name to YAML text. */
 export function renderCrdFiles(): Map<string, string> {
   const files = new Map<string, string>();
@@ -24,6 +28,8 @@ export function renderCrdFiles(): Map<string, string> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  mkdirSync(CRDS_DIR, { recursive: true });
-  for (const [name, text] of renderCrdFiles()) writeFileSync(join(CRDS_DIR, name), text);
+  for (const dir of [CRDS_DIR, CHART_CRDS_DIR]) {
+    mkdirSync(dir, { recursive: true });
+    for (const [name, text] of renderCrdFiles()) writeFileSync(join(dir, name), text);
+  }
 }

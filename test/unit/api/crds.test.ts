@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CRDS_DIR, renderCrdFiles } from '../../../src/api/generate-crds.js';
+import { CHART_CRDS_DIR, CRDS_DIR, renderCrdFiles } from '../../../src/api/generate-crds.js';
 import { buildCrd } from '../../../src/api/crd.js';
 import { CRD_DEFINITIONS } from '../../../src/api/index.js';
 import { toStructural } from '../../../src/api/structural-schema.js';
@@ -27,6 +27,15 @@ function rootSchema(kindIndex: number): Node {
 describe('generated CRDs', () => {
   test.each([...renderCrdFiles()].map(([name, text]) => ({ name, text })))('crds/$name is up to date (npm run gen:crds)', ({ name, text }) => {
     expect(readFileSync(join(CRDS_DIR, name), 'utf8')).toBe(text);
+  });
+
+  test.each([...renderCrdFiles()].map(([name, text]) => ({ name, text })))('charts/nfv-operator/crds/$name is up to date (npm run gen:crds)', ({ name, text }) => {
+    expect(readFileSync(join(CHART_CRDS_DIR, name), 'utf8')).toBe(text);
+  });
+
+  test('the chart holds exactly the generated CRDs, no stale extra file', () => {
+    const generated = [...renderCrdFiles().keys()].sort();
+    expect(readdirSync(CHART_CRDS_DIR).sort()).toEqual(generated);
   });
 
   test.each(CRD_DEFINITIONS.map((def, index) => ({ kind: def.kind, index })))('$kind documents every field', ({ index }) => {
