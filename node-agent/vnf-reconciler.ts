@@ -134,7 +134,12 @@ export function vnfReconciler(deps: VnfReconcilerDeps) {
       throw new StalledError(err.reason, err.message);
     }
     const current = reported.current;
-    if (current?.status !== 'True' || !current.message.includes(next.podUid ?? '\0')) {
+    // Preparing is announced when preparation begins (first time, or for a new pod), not on every
+    // retry: writing it over the last attempt's outcome (waiting for kubelet, a failed step) and
+    // then the outcome again flips the condition twice per attempt, and each write comes back
+    // through the watch and runs this reconcile again at once, defeating the retry delays.
+    const entering = current === undefined || (current.status === 'True' && !current.message.includes(next.podUid ?? '\0'));
+    if (entering) {
       await report(deps, vnf, reported, { status: 'False', reason: 'Preparing', message: next.podUid ? `applying cgroup limits to pod ${next.podUid}` : `preparing hugetlbfs, sysfs masks and drivers on ${deps.nodeName}` }, ctx);
     }
     try {

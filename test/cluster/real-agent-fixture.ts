@@ -32,7 +32,6 @@ import type { NicPoolRule } from '../../node-agent/discover/pci-nics.js';
 import { FakePciKernel, type FakePciDevice } from '../host/helpers/fake-pci-kernel.js';
 import { buildFakeMachine } from '../host/helpers/fake-sysfs.js';
 import { execFileAsync, TempTree } from '../host/helpers/host-fixtures.js';
-import { waitUntil } from './wait-until.js';
 
 const REPO_ROOT = posix.resolve(posix.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -168,16 +167,29 @@ export class PlayedKubelet {
   private readonly top: string;
   private readonly dirs = new Map<string, PodCgroupDirs>();
   private readonly shared: string[] = [];
+  private held = false;
   private layout!: CgroupLayout;
   private hierarchies: { path: string; version: 1 | 2; controllers: CgroupController[] }[] = [];
 
-  constructor(client: KubeClient, nodeName: string, logger: Logger) {
+  /**
+   * @param onPodGone called when a pod bound here is deleted from the API server, after its
+   *   cgroups are removed (for tests that check the order of events).
+   */
+  constructor(
+    client: KubeClient,
+    nodeName: string,
+    logger: Logger,
+    private readonly onPodGone: (pod: V1Pod) => void = () => undefined,
+  ) {
     this.top = `nfv-e2e-kubelet-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
     this.pods = Informer.forResource<V1Pod & KubeObject>(client, coreResources.pods, { logger, fieldSelector: `spec.nodeName=${nodeName}` });
     this.pods.addEventHandler({
       onAdd: (pod) => this.sync(pod),
       onUpdate: (_old, pod) => this.sync(pod),
-      onDelete: (pod) => this.remove(pod.metadata!.uid!),
+      onDelete: (pod) => {
+        this.remove(pod.metadata!.uid!);
+        this.onPodGone(pod);
+      },
     });
   }
 
@@ -227,6 +239,20 @@ export class PlayedKubelet {
     });
   }
 
+  /**
+   * Holds back making the cgroups of pods bound from now on, as a kubelet that has not synced the
+   * pod yet; {@link release} makes them.
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Makes the cgroups held back by {@link hold}, and those of later pods at once. */
+  release(): void {
+    this.held = false;
+    for (const pod of this.pods.list()) this.sync(pod);
+  }
+
   /** Stops following pods and removes every cgroup it made. */
   async stop(): Promise<void> {
     await this.pods.stop();
@@ -240,7 +266,7 @@ export class PlayedKubelet {
     const finished = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
     // Kubelet stops the containers of a deleted pod, then removes its cgroups.
     if (pod.metadata?.deletionTimestamp || finished) this.remove(uid);
-    else if (!this.dirs.has(uid)) this.create(uid);
+    else if (!this.dirs.has(uid) && !this.held) this.create(uid);
   }
 
   private create(uid: string): void {
@@ -333,6 +359,7 @@ export class AgentProcess {
   }
 
   static start(options: AgentProcessOptions): AgentProcess {
+    mkdirSync(posix.dirname(options.logFile), { recursive: true });
     const log = openSync(options.logFile, 'a');
     try {
       const child = spawn(process.execPath, ['--import', 'tsx', 'node-agent/main.ts'], {
@@ -368,11 +395,14 @@ export class AgentProcess {
     return this.exit === undefined;
   }
 
-  /** Signals the agent's process group (see the class comment); nothing if it already ended. */
+  /**
+   * Sends `signal` to the agent, as a container runtime does to a container's main process, or,
+   * for SIGKILL, to its whole process group (see the class comment). Nothing if it already ended.
+   */
   kill(signal: NodeJS.Signals): void {
     if (!this.running) return;
     try {
-      process.kill(-this.pid, signal);
+      process.kill(signal === 'SIGKILL' ? -this.pid : this.pid, signal);
     } catch {
       // Ended meanwhile.
     }
@@ -391,16 +421,6 @@ export class AgentProcess {
     } catch {
       return '(no log)';
     }
-  }
-
-  /** Waits until the agent logs `message` (a pino `msg`), or fails with the log tail if it exits first. */
-  async waitForLog(message: string, timeoutMs = 30_000): Promise<void> {
-    await waitUntil(`agent log "${message}"`, () => readFileSync(this.logFile, 'utf8').includes(`"msg":"${message}"`), {
-      timeoutMs,
-      abortIf: () => {
-        if (!this.running) throw new Error(`the agent exited (${JSON.stringify(this.exit)}):\n${this.logTail()}`);
-      },
-    });
   }
 }
 

@@ -6,12 +6,15 @@
  * makes as kubelet would) before it becomes Ready; deletion undoes all of it before the VNF goes;
  * and an agent SIGKILLed in the middle of a driver rebind, or while its VNF is being deleted, is
  * replaced by a new one that converges without leaking anything.
+ *
+ * Set NFV_E2E_AGENT_LOGS to a directory to keep the agents' logs (debug level) after the run.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import pino from 'pino';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
-import { API_VERSION, NFV_NODE_LABEL, VNF_FINALIZER } from '../../src/api/group.js';
+import { API_VERSION, NFV_NODE_LABEL, VNF_FINALIZER, VNF_NAME_LABEL } from '../../src/api/group.js';
 import { READY_FILE } from '../../src/api/host-paths.js';
 import type { HugepagePool } from '../../src/api/hugepage-pool.js';
 import type { NfvNode } from '../../src/api/nfv-node.js';
@@ -56,6 +59,7 @@ const GIGANTIC_PAGES = '/sys/devices/system/node/node0/hugepages/hugepages-10485
 const kc = e2eKubeConfig();
 const client = new KubeClient(kc, { userAgent: 'nfv-e2e-node-agent' });
 const logger = testLogger();
+const agentLogDir = process.env.NFV_E2E_AGENT_LOGS;
 
 let ns: TestNamespace;
 let nodeName: string;
@@ -74,6 +78,8 @@ let giganticBefore: string | undefined;
 let subtreeControlBefore: string | undefined;
 /** Every NodePrepared change of every VNF of the namespace, as `name: status reason`. */
 const nodePrepared: string[] = [];
+/** Pod and VNF deletions and NodePrepared changes, in the order this process saw them. */
+const timeline: string[] = [];
 let vnfWatch: Informer<VirtualNetworkFunction> | undefined;
 
 beforeAll(async () => {
@@ -93,14 +99,18 @@ beforeAll(async () => {
   vnfWatch.addEventHandler({
     onUpdate: (before, after) => {
       const [was, now] = [before, after].map((v) => findCondition(v.status?.conditions, 'NodePrepared'));
-      if (now && (now.status !== was?.status || now.reason !== was?.reason)) nodePrepared.push(`${after.metadata.name}: ${now.status} ${now.reason}`);
+      if (now && (now.status !== was?.status || now.reason !== was?.reason)) {
+        nodePrepared.push(`${after.metadata.name}: ${now.status} ${now.reason}`);
+        timeline.push(`${after.metadata.name}: NodePrepared ${now.reason}`);
+      }
     },
+    onDelete: (vnf) => timeline.push(`${vnf.metadata.name}: deleted`),
   });
   vnfWatch.start();
 
   node = await createKwokNode(kc, { name: nodeName, labels: { [SUITE_LABEL]: SUITE, [NFV_NODE_LABEL]: 'true' } });
   await waitForNodesReady(kc, [nodeName]);
-  kubelet = new PlayedKubelet(client, nodeName, logger);
+  kubelet = new PlayedKubelet(client, nodeName, logger, (pod) => timeline.push(`${pod.metadata!.labels?.[VNF_NAME_LABEL]}: pod gone`));
   await kubelet.start();
   // The pool asks for what node 0 holds now plus a few pages, so the agent's absolute write of
   // nr_hugepages reserves real pages without taking any from other users of this machine.
@@ -119,7 +129,7 @@ beforeAll(async () => {
   agent = new NodeAgent({
     nodeName,
     client: agentClient,
-    logger: logger.child({ agent: 'in-process' }),
+    logger: agentLogDir ? pino({ level: 'debug' }, pino.destination({ dest: posix.join(agentLogDir, 'agent-in-process.log'), mkdir: true })) : logger,
     stateRoot: tree.stateRoot,
     roots: tree.roots,
     nicPools: TREE_NIC_POOLS,
@@ -159,7 +169,6 @@ afterAll(async () => {
     if (pagesBefore !== undefined && readRealHugepages().total !== pagesBefore) writeRealHugepages(pagesBefore);
   });
   await step('restore the unified cgroup root', async () => restoreUnifiedSubtreeControl(await detectCgroupLayout('/sys/fs/cgroup'), subtreeControlBefore));
-  if (process.env.KEEP_AGENT_LOGS) await step('keep logs', () => import('node:child_process').then((cp) => cp.execSync(`mkdir -p /tmp/na-logs && cp ${tree.path()}/*.log /tmp/na-logs/ || true`)));
   await step('delete the host tree', () => tree?.cleanup());
   await step('delete the pool', () => poolName && client.delete(resources.hugepagePools, poolName).catch(() => undefined));
   await step('delete the node', () => nodeName && deleteKwokNodes(kc, [nodeName]));
@@ -182,7 +191,7 @@ function vnfManifest(name: string): VirtualNetworkFunction {
     kind: 'VirtualNetworkFunction',
     metadata: { name, namespace: ns.name },
     spec: {
-      image: 'nfv-operator/l2fwd:dev',
+      image: 'nfv-operator/l2fwd:22.11',
       cpus: { count: 1, fullCores: false },
       hugepages: { pageSize: '2Mi', amount: `${VNF_HUGEPAGE_BYTES / MiB}Mi`, pool: poolName },
       interfaces: [{ name: 'uplink', device: { pool: 'fast' }, driver: 'vfio-pci' }],
@@ -208,8 +217,31 @@ async function waitGone(what: string, get: () => Promise<unknown>, timeoutMs = 6
   await waitUntil(what, () => get().then(() => false, (err: { code?: number }) => err.code === 404 || Promise.reject(err)), { timeoutMs });
 }
 
+/**
+ * Server-side applies counted over `ms`, after a second for writes already on their way: a
+ * reconcile that started before the cache had the agent's own last write may repeat it once.
+ */
+async function appliesDuring(applies: () => number, ms: number): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const before = applies();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return applies() - before;
+}
+
 function hostMounts() {
   return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+}
+
+/** hugetlbfs mounts under the test's tree, from /proc/mounts. */
+function treeHugetlbfsMounts(): string[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter((line) => line.split(' ')[2] === 'hugetlbfs' && line.split(' ')[1]!.startsWith(tree.path()));
+}
+
+/** The order in which one VNF's pod went, its node was torn down and it was deleted. */
+function deletionOrder(name: string): string[] {
+  return timeline.filter((event) => event.startsWith(`${name}: `) && /pod gone|TornDown|deleted/.test(event));
 }
 
 /** Every host change of a Ready VNF, read from the kernel and the tree. */
@@ -244,7 +276,7 @@ function expectPrepared(vnf: VirtualNetworkFunction, podUid: string): void {
 function expectNothingLeft(vnf: VirtualNetworkFunction, podUid: string): void {
   const paths = vnf.status!.placement!.hostPaths;
   expect(mountPointsUnder(tree.stateRoot)).toEqual([]);
-  expect(hostMounts().filter((m) => m.fsType === 'hugetlbfs' && m.mountPoint.startsWith(tree.path()))).toEqual([]);
+  expect(treeHugetlbfsMounts()).toEqual([]);
   expect(existsSync(paths.root)).toBe(false);
   expect(readdirSync(posix.join(tree.stateRoot, 'journal'))).toEqual([]);
   expect(readdirSync(posix.join(tree.stateRoot, 'vnfs'))).toEqual([]);
@@ -312,7 +344,24 @@ describe('the real node agent with the real controller, API server and kernel', 
   let firstPodUid: string;
 
   test('a VNF placed by the controller is prepared on the host for real before it becomes Ready', async () => {
+    const applies = () => agentClient!.requestCounts().apply;
+    const appliesBefore = applies();
+    // A kubelet that has not synced the pod yet: KWOK runs the pod, but its cgroups do not exist.
+    kubelet.hold();
     await client.create(resources.vnfs, vnfManifest('fwd'));
+    const waiting = await waitUntil('the agent to wait for the pod cgroups', async () => {
+      const vnf = await getVnf('fwd');
+      const prepared = findCondition(vnf.status?.conditions, 'NodePrepared');
+      return prepared?.status === 'False' && prepared.message.startsWith('waiting for kubelet to create the cgroup of pod') ? vnf : undefined;
+    });
+    expect(findCondition(waiting.status!.conditions, 'Ready')).toMatchObject({ status: 'False', reason: 'WaitingForNodeAgent' });
+    const waitingPaths = waiting.status!.placement!.hostPaths;
+    expect(mountAt(hostMounts(), waitingPaths.hugepages)?.fsType).toBe('hugetlbfs');
+    expect(existsSync(posix.join(waitingPaths.readySignal, READY_FILE))).toBe(false);
+    // Waiting costs no API writes: each retry (1s apart) finds the condition already saying so.
+    expect(await appliesDuring(applies, 3000)).toBe(0);
+    kubelet.release();
+
     const ready = await waitForCondition('fwd', 'Ready', 'True', 'Running');
     const placement = ready.status!.placement!;
     expect(placement).toMatchObject({ node: nodeName, numaNode: 0, cpus: '1', hugepages: { pool: poolName, pageSize: '2Mi', bytes: VNF_HUGEPAGE_BYTES } });
@@ -326,9 +375,8 @@ describe('the real node agent with the real controller, API server and kernel', 
     expectPrepared(ready, podUid);
     expect(existsSync(posix.join(tree.stateRoot, 'journal', `${ready.metadata.uid}.jsonl`))).toBe(true);
     expect(nodePrepared.filter((e) => e.startsWith('fwd:')).at(-1)).toBe('fwd: True Prepared');
-    console.log('DEBUG history', JSON.stringify(nodePrepared), JSON.stringify(agentClient!.requestCounts()));
-    await new Promise((r) => setTimeout(r, 3000));
-    console.log('DEBUG after idle 3s', JSON.stringify(agentClient!.requestCounts()));
+    // Preparing, host side prepared, waiting for kubelet, Prepared; the NfvNode inventory (driver now vfio-pci).
+    expect(applies() - appliesBefore).toBeLessThanOrEqual(6);
 
     // The agent owns the NodePrepared condition of the status and nothing else.
     const agentFields = (ready.metadata.managedFields ?? []).filter((f) => f.manager === 'nfv-node-agent');
@@ -347,12 +395,36 @@ describe('the real node agent with the real controller, API server and kernel', 
     await waitGone('VNF fwd to be gone', () => getVnf('fwd'));
     await waitGone('pod of fwd to be gone', () => client.get(resources.pods, firstVnf.status!.podName!, { namespace: ns.name }), 5_000);
     expect(nodePrepared.filter((e) => e.startsWith('fwd:')).at(-1)).toBe('fwd: False TornDown');
+    expect(deletionOrder('fwd')).toEqual(['fwd: pod gone', 'fwd: NodePrepared TornDown', 'fwd: deleted']);
     expectNothingLeft(firstVnf, firstPodUid);
     expect((await getNfvNode()).status!.allocations ?? []).toEqual([]);
     expect(readRealHugepages().total).toBe(pagesBefore! + EXTRA_PAGES);
   });
 
+  test('a host step that fails is reported once and retried with backoff, then succeeds once the node is fixed', async () => {
+    const applies = () => agentClient!.requestCounts().apply;
+    const vnf = vnfManifest('fwd-uio');
+    vnf.spec.interfaces = [{ name: 'uplink', device: { pool: 'fast' }, driver: 'uio_pci_generic' }];
+    await client.create(resources.vnfs, vnf);
+    const failed = await waitForCondition('fwd-uio', 'NodePrepared', 'False', 'DriverNotLoaded');
+    expect(findCondition(failed.status!.conditions, 'NodePrepared')!.message).toContain('load its kernel module (modprobe uio_pci_generic)');
+    await waitForCondition('fwd-uio', 'Ready', 'False', 'NodePreparationFailed');
+    // Retries (100ms, 200ms, ... apart) find the failure already reported and write nothing.
+    expect(await appliesDuring(applies, 3000)).toBe(0);
+    expect(tree.kernel.driverOf(VNF_NIC.address)).toBe(VNF_NIC.driver);
+
+    tree.kernel.addDriver('uio_pci_generic');
+    const ready = await waitForCondition('fwd-uio', 'Ready', 'True', 'Running');
+    expect(tree.kernel.driverOf(VNF_NIC.address)).toBe('uio_pci_generic');
+    const pod = await client.get<V1Pod>(resources.pods, ready.status!.podName!, { namespace: ns.name });
+    await client.delete(resources.vnfs, 'fwd-uio', { namespace: ns.name });
+    await waitGone('VNF fwd-uio to be gone', () => getVnf('fwd-uio'));
+    expect(deletionOrder('fwd-uio')).toEqual(['fwd-uio: pod gone', 'fwd-uio: NodePrepared TornDown', 'fwd-uio: deleted']);
+    expectNothingLeft(ready, pod.metadata!.uid!);
+  });
+
   test('an agent SIGKILLed in the middle of a driver rebind is replaced by one that finishes the job', async () => {
+    expect((await client.list(resources.vnfs, { namespace: ns.name })).items).toEqual([]);
     await agent!.stop();
     agent = undefined;
     const spawnAgent = (n: number) => {
@@ -362,8 +434,8 @@ describe('the real node agent with the real controller, API server and kernel', 
         stateRoot: tree.stateRoot,
         roots: tree.roots,
         nicPools: TREE_NIC_POOLS,
-        logFile: tree.path(`agent-${n}.log`),
-        logLevel: process.env.LOG_LEVEL ?? 'info',
+        logFile: agentLogDir ? posix.join(agentLogDir, `agent-${n}.log`) : tree.path(`agent-${n}.log`),
+        logLevel: agentLogDir ? 'debug' : 'info',
       });
       processes.push(child);
       return child;
@@ -374,7 +446,11 @@ describe('the real node agent with the real controller, API server and kernel', 
     const disarm = onAttributeWrite(override, 'vfio-pci', () => first.kill('SIGKILL'));
     try {
       await client.create(resources.vnfs, vnfManifest('fwd-crash'));
-      const exit = await Promise.race([first.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the agent never began the driver step:\n${first.logTail()}`)), 60_000))]);
+      const exit = await waitUntil('the agent to be killed in the driver step', () => (first.running ? undefined : first.exited), {
+        abortIf: () => {
+          if (kubelet.errors.length > 0) throw new Error(kubelet.errors.join('; '));
+        },
+      }).catch((err: Error) => Promise.reject(new Error(`${err.message}\n${first.logTail()}`)));
       expect(exit).toEqual({ code: null, signal: 'SIGKILL' });
     } finally {
       disarm();
@@ -407,14 +483,16 @@ describe('the real node agent with the real controller, API server and kernel', 
     const third = spawnAgent(3);
     await waitGone('VNF fwd-crash to be gone', () => getVnf('fwd-crash'));
     expectNothingLeft(ready, pod.metadata!.uid!);
-    expect(nodePrepared.filter((e) => e.startsWith('fwd-crash:')).at(-1)).toBe('fwd-crash: False TornDown');
+    expect(deletionOrder('fwd-crash')).toEqual(['fwd-crash: pod gone', 'fwd-crash: NodePrepared TornDown', 'fwd-crash: deleted']);
 
     third.kill('SIGTERM');
     expect(await third.exited).toEqual({ code: 0, signal: null });
   }, LONG);
 
   test('deleting the Node garbage-collects its NfvNode through the owner reference', async () => {
+    expect(processes.every((child) => !child.running)).toBe(true);
     await deleteKwokNodes(kc, [nodeName]);
-    await waitGone(`NfvNode ${nodeName} to be collected`, getNfvNode);
-  });
+    // The garbage collector may first have to discover the NfvNode kind (it re-reads discovery every 30s).
+    await waitGone(`NfvNode ${nodeName} to be collected`, getNfvNode, 90_000);
+  }, LONG);
 });
