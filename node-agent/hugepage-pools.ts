@@ -25,7 +25,8 @@ export function poolSelectsNode(pool: HugepagePool, labels: Readonly<Record<stri
 const key = (pageSize: string, numaNode: number) => `${pageSize}/${numaNode}`;
 
 /**
- * The nr_hugepages to aim for per size and NUMA node: the sum of the pools selecting this node,
+ * The pages the pools ask for per size and NUMA node, on top of what the kernel held before the
+ * agent managed it (the caller adds that baseline): the sum of the pools selecting this node,
  * never below what prepared VNFs hold. Sizes in `previouslyManaged` with no pool left get a
  * target of 0, so pages of a deleted pool are given back.
  */

@@ -7,15 +7,17 @@
  *   NFV_PROC_ROOT         procfs (default /proc)
  *   NFV_CGROUP_ROOT       cgroup mounts (default /sys/fs/cgroup)
  *   NFV_DEV_ROOT          device nodes (default /dev)
- *   NFV_MOUNT_NAMESPACE   mount namespace file to mount in, e.g. /proc/1/ns/mnt (default: the agent's own,
- *                         with the state root mounted Bidirectional)
+ *   NFV_MOUNT_NAMESPACE   mount namespace file to mount in, e.g. /host/proc/1/ns/mnt, as the chart sets it
+ *                         (default: the agent's own; Kubernetes allows Bidirectional propagation only to
+ *                         privileged containers, so in a pod the agent mounts in the host's namespace)
  *   NFV_NIC_POOLS         JSON list of NIC pool rules: [{"pool":"fast","vendor":"8086","deviceId":"159b"}]
  *   NFV_AGENT_VERSION     reported in NfvNode.status.agentVersion
  *   LOG_LEVEL             pino level (default info)
  *
- * The DaemonSet runs it with hostNetwork and hostPID, and an explicit capability list instead of
- * privileged: SYS_ADMIN (mount, cgroup writes, sysfs driver binding), DAC_OVERRIDE (kernel files
- * owned by root with restrictive modes), MKNOD is not needed (the kernel makes /dev/vfio nodes).
+ * The DaemonSet (charts/nfv-operator) runs it with hostNetwork and hostPID and three capabilities
+ * instead of privileged: SYS_ADMIN (mounts, cgroup v1 device rules, setns), SYS_CHROOT (setns into
+ * a mount namespace) and SYS_PTRACE (opening /proc/1/ns/mnt of the host's init). MKNOD is not
+ * needed: the kernel makes the /dev/vfio nodes.
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';

@@ -1,7 +1,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { PAGE_SIZES, type PageSize } from '../src/api/common.js';
+import type { PageSize } from '../src/api/common.js';
 import { AGENT_FIELD_MANAGER, API_VERSION } from '../src/api/group.js';
 import type { HugepagePool } from '../src/api/hugepage-pool.js';
 import { NFV_NODE_KIND, type Inventory, type NfvNode, type NfvNodeStatus } from '../src/api/nfv-node.js';
@@ -39,20 +39,26 @@ export interface NodeReconcilerDeps {
   recheckMs: number;
 }
 
-/** Page sizes whose nr_hugepages the agent has set, so a deleted pool's pages are given back. */
-async function readManagedSizes(stateRoot: string): Promise<PageSize[]> {
+/**
+ * What the kernel held, per page size and NUMA node (heldBytesKey), before the agent first
+ * managed it: pages reserved at boot or by someone else. Pools are reserved on top of it and a
+ * deleted pool gives back down to it, never below: the agent owns only the pages it added.
+ */
+const BASELINES_FILE = 'hugepage-baselines.json';
+
+async function readBaselines(stateRoot: string): Promise<Map<string, number>> {
   try {
-    const sizes = JSON.parse(await readFile(posix.join(stateRoot, 'hugepage-sizes.json'), 'utf8')) as unknown;
-    return Array.isArray(sizes) ? sizes.filter((s): s is PageSize => (PAGE_SIZES as readonly string[]).includes(s)) : [];
+    const stored = JSON.parse(await readFile(posix.join(stateRoot, BASELINES_FILE), 'utf8')) as Record<string, unknown>;
+    return new Map(Object.entries(stored).filter((entry): entry is [string, number] => Number.isSafeInteger(entry[1]) && (entry[1] as number) >= 0));
   } catch {
-    return [];
+    return new Map();
   }
 }
 
-async function writeManagedSizes(stateRoot: string, sizes: PageSize[]): Promise<void> {
+async function writeBaselines(stateRoot: string, baselines: ReadonlyMap<string, number>): Promise<void> {
   await mkdir(stateRoot, { recursive: true });
-  const file = posix.join(stateRoot, 'hugepage-sizes.json');
-  await writeFile(`${file}.tmp`, JSON.stringify([...new Set(sizes)].sort()));
+  const file = posix.join(stateRoot, BASELINES_FILE);
+  await writeFile(`${file}.tmp`, JSON.stringify(Object.fromEntries([...baselines].sort())));
   await rename(`${file}.tmp`, file);
 }
 
@@ -78,24 +84,29 @@ export function nodeReconciler(deps: NodeReconcilerDeps) {
       held.set(key, (held.get(key) ?? 0) + state.plan.hugepageBytes);
     }
     const pools = deps.listPools();
-    const managed = await readManagedSizes(deps.stateRoot);
+    const baselines = await readBaselines(deps.stateRoot);
+    const managed = [...new Set([...baselines.keys()].map((key) => key.split('/')[0] as PageSize))];
     const targets = planHugepageTargets(pools, labels, numaNodes, held, managed);
     const outcomes: HugepageOutcome[] = [];
     for (const target of targets) {
+      const key = heldBytesKey(target.pageSize, target.numaNode);
       try {
-        const result = await deps.host.reservation.reserve(target.numaNode, target.pageSize, target.requested, target.floor);
-        outcomes.push({ ...target, allocated: result.allocated });
+        if (!baselines.has(key)) baselines.set(key, (await deps.host.reservation.read(target.numaNode, target.pageSize)).total);
+        const base = baselines.get(key)!;
+        const result = await deps.host.reservation.reserve(target.numaNode, target.pageSize, base + target.requested, base + target.floor);
+        const allocated = Math.max(0, result.allocated - base);
+        outcomes.push({ ...target, allocated });
         if (result.allocated < result.requested) {
-          ctx.logger.warn({ ...target, allocated: result.allocated, attempts: result.attempts }, 'kernel gave fewer hugepages than requested');
+          ctx.logger.warn({ ...target, baseline: base, allocated, attempts: result.attempts }, 'kernel gave fewer hugepages than requested');
         }
+        // Back at the baseline with no pool asking: no longer ours to manage.
+        if (target.requested === 0 && allocated === 0) baselines.delete(key);
       } catch (err) {
         ctx.logger.error({ err, ...target }, 'cannot reserve hugepages');
         outcomes.push({ ...target, allocated: 0 });
       }
     }
-    const stillManaged = outcomes.filter((o) => o.requested > 0 || o.allocated > o.floor).map((o) => o.pageSize);
-    const poolSizes = pools.map((p) => p.spec.pageSize);
-    await writeManagedSizes(deps.stateRoot, [...stillManaged, ...poolSizes]);
+    await writeBaselines(deps.stateRoot, baselines);
 
     const inventory = await discover();
     deps.onInventory(inventory);

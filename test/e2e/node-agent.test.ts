@@ -112,15 +112,15 @@ beforeAll(async () => {
   await waitForNodesReady(kc, [nodeName]);
   kubelet = new PlayedKubelet(client, nodeName, logger, (pod) => timeline.push(`${pod.metadata!.labels?.[VNF_NAME_LABEL]}: pod gone`));
   await kubelet.start();
-  // The pool asks for what node 0 holds now plus a few pages, so the agent's absolute write of
-  // nr_hugepages reserves real pages without taking any from other users of this machine.
+  // The agent reserves the pool on top of what node 0 already holds (other users' pages stay
+  // theirs: it records that baseline before its first write).
   await client.apply<HugepagePool>(
     resources.hugepagePools,
     {
       apiVersion: API_VERSION,
       kind: 'HugepagePool',
       metadata: { name: poolName },
-      spec: { nodeSelector: { [SUITE_LABEL]: SUITE, 'kubernetes.io/hostname': nodeName }, pageSize: '2Mi', pagesPerNumaNode: pagesBefore + EXTRA_PAGES },
+      spec: { nodeSelector: { [SUITE_LABEL]: SUITE, 'kubernetes.io/hostname': nodeName }, pageSize: '2Mi', pagesPerNumaNode: EXTRA_PAGES },
     },
     { fieldManager: 'nfv-e2e', force: true },
   );
@@ -280,7 +280,7 @@ function expectNothingLeft(vnf: VirtualNetworkFunction, podUid: string): void {
   expect(existsSync(paths.root)).toBe(false);
   expect(readdirSync(posix.join(tree.stateRoot, 'journal'))).toEqual([]);
   expect(readdirSync(posix.join(tree.stateRoot, 'vnfs'))).toEqual([]);
-  expect(readdirSync(tree.stateRoot).sort()).toEqual(['hugepage-sizes.json', 'journal', 'vnfs']);
+  expect(readdirSync(tree.stateRoot).sort()).toEqual(['hugepage-baselines.json', 'journal', 'vnfs']);
   for (const nic of TREE_NICS) {
     expect(tree.kernel.driverOf(nic.address)).toBe(nic.driver);
     expect(tree.kernel.overrideOf(nic.address)).toBe('(null)');
@@ -303,8 +303,8 @@ describe('the real node agent with the real controller, API server and kernel', 
     expect(status.conditions).toEqual([expect.objectContaining({ type: 'Ready', status: 'True', reason: 'InventoryCurrent' })]);
 
     const kernel = readRealHugepages();
-    const requested = pagesBefore! + EXTRA_PAGES;
-    expect(kernel.total).toBe(requested);
+    const requested = EXTRA_PAGES;
+    expect(kernel.total).toBe(pagesBefore! + EXTRA_PAGES);
     const inventory = status.inventory!;
     expect(inventory.threadsPerCore).toBe(1);
     expect(inventory.cpus).toEqual([
@@ -321,7 +321,7 @@ describe('the real node agent with the real controller, API server and kernel', 
       TREE_NICS.map((nic) => ({ pciAddress: nic.address, vendor: '8086', deviceId: '159b', numaNode: nic.numaNode, iommuGroup: nic.iommuGroup, driver: nic.driver, pool: 'fast' })),
     );
     expect(status.hugepagePools).toEqual([
-      { pool: poolName, pageSize: '2Mi', numaNode: 0, requested, allocated: kernel.total },
+      { pool: poolName, pageSize: '2Mi', numaNode: 0, requested, allocated: requested },
       { pool: poolName, pageSize: '2Mi', numaNode: 1, requested, allocated: requested },
     ]);
 
@@ -335,7 +335,7 @@ describe('the real node agent with the real controller, API server and kernel', 
       const current = await client.get<HugepagePool>(resources.hugepagePools, poolName);
       return current.status?.nodes?.length ? current : undefined;
     });
-    expect(pool.status).toMatchObject({ requested: 2 * requested, allocated: kernel.total + requested, claimed: 0 });
+    expect(pool.status).toMatchObject({ requested: 2 * requested, allocated: 2 * requested, claimed: 0 });
     expect(findCondition(pool.status!.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Reserved' });
     expect(findCondition(pool.status!.conditions, 'Degraded')).toMatchObject({ status: 'False' });
   });
