@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import pino from 'pino';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
@@ -16,7 +16,7 @@ import { nodeReconciler } from '../../node-agent/node-reconciler.js';
 import { decideVnf, vnfReconciler } from '../../node-agent/vnf-reconciler.js';
 import { FakePciKernel } from './helpers/fake-pci-kernel.js';
 import { buildFakeMachine } from './helpers/fake-sysfs.js';
-import { execFileAsync, FakeKubeletPod, mountPointsUnder, requireRoot, TempTree } from './helpers/host-fixtures.js';
+import { FakeKubeletPod, makeVfioNodes, mountPointsUnder, requireRoot, TempTree } from './helpers/host-fixtures.js';
 import { placedVnf } from './helpers/vnf-fixture.js';
 
 const VNF_CPU = readFileSync('/sys/devices/system/cpu/online', 'utf8').trim() === '0' ? 0 : 1;
@@ -83,9 +83,7 @@ describe('vnfReconciler on the real kernel with a recording API client', () => {
     kernel.addDriver('vfio-pci');
     kernel.addDevice({ address: '0000:3b:00.0', vendor: '8086', device: '159b', pciClass: '0x020000', numaNode: 0, iommuGroup: 40, driver: 'ice' });
     const dev = tree.path('dev');
-    mkdirSync(posix.join(dev, 'vfio'), { recursive: true });
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/vfio'), 'c', '10', '196']);
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/40'), 'c', '242', '40']);
+    await makeVfioNodes(dev, [40]);
     host = createNodeHost({ sysfs: kernel.sysfs, dev }, { hostMountInfo: '/dev/null' });
   });
 

@@ -5,7 +5,7 @@
  * bindings, journal) and the VNF must converge to prepared or to torn down.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { READY_FILE } from '../../src/api/host-paths.js';
 import { createNodeHost, type HostRoots, type NodeHost } from '../../node-agent/host/node-host.js';
@@ -15,7 +15,7 @@ import { prepareVnf } from '../../node-agent/prepare.js';
 import { journalStepContext, recoverJournals } from '../../node-agent/recover.js';
 import { planVnfHost, type VnfHostPlan } from '../../node-agent/validate.js';
 import { FakePciKernel } from './helpers/fake-pci-kernel.js';
-import { execFileAsync, FakeKubeletPod, HELPERS, mountPointsUnder, requireRoot, TempTree } from './helpers/host-fixtures.js';
+import { FakeKubeletPod, HELPERS, makeVfioNodes, mountPointsUnder, requireRoot, TempTree } from './helpers/host-fixtures.js';
 import type { RunnerRequest } from './helpers/step-runner.js';
 import { placedVnf } from './helpers/vnf-fixture.js';
 
@@ -55,10 +55,7 @@ describe('crash safety: SIGKILL at every step of preparation and teardown', () =
     kernel.addDevice({ address: '0000:3b:00.0', vendor: '8086', device: '159b', pciClass: '0x020000', numaNode: 0, iommuGroup: 40, driver: 'ice' });
     kernel.addDevice({ address: '0000:3b:00.1', vendor: '8086', device: '159b', pciClass: '0x020000', numaNode: 0, iommuGroup: 41, driver: '', nativeDriver: 'ice' });
     const dev = tree.path('dev');
-    mkdirSync(posix.join(dev, 'vfio'), { recursive: true });
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/vfio'), 'c', '10', '196']);
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/40'), 'c', '242', '40']);
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/41'), 'c', '242', '41']);
+    await makeVfioNodes(dev, [40, 41]);
     roots = { sysfs: kernel.sysfs, proc: '/proc', cgroup: '/sys/fs/cgroup', dev };
     host = createNodeHost(roots, { hostMountInfo: '/dev/null', driverSettleTimeoutMs: 3000 });
     pod = await FakeKubeletPod.create('cgroupfs');

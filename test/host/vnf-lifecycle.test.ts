@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import { READY_FILE } from '../../src/api/host-paths.js';
 import { HostStepError } from '../../node-agent/host-steps.js';
@@ -17,6 +17,7 @@ import {
   FakeKubeletPod,
   HELPERS,
   lockHugepages,
+  makeVfioNodes,
   mountPointsUnder,
   requireRoot,
   runInContainer,
@@ -50,9 +51,7 @@ describe('VNF preparation and teardown on the real kernel', () => {
     kernel.addDevice({ address: '0000:3b:00.0', vendor: '8086', device: '159b', pciClass: '0x020000', numaNode: 0, iommuGroup: 40, driver: 'ice' });
     kernel.addDevice({ address: '0000:3b:00.1', vendor: '8086', device: '159b', pciClass: '0x020000', numaNode: 0, iommuGroup: 41, driver: 'ice' });
     const dev = tree.path('dev');
-    mkdirSync(posix.join(dev, 'vfio'), { recursive: true });
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/vfio'), 'c', '10', '196']);
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/40'), 'c', '242', '40']);
+    await makeVfioNodes(dev, [40]);
     host = createNodeHost({ sysfs: kernel.sysfs, dev }, { hostMountInfo: '/dev/null' });
   });
 

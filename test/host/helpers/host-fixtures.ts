@@ -274,3 +274,10 @@ export function restoreUnifiedSubtreeControl(layout: CgroupLayout, before: strin
     }
   }
 }
+
+/** /dev/vfio/vfio and one node per IOMMU group under `dev`, as the vfio driver makes them. */
+export async function makeVfioNodes(dev: string, groups: readonly number[]): Promise<void> {
+  mkdirSync(posix.join(dev, 'vfio'), { recursive: true });
+  await execFileAsync('mknod', [posix.join(dev, 'vfio/vfio'), 'c', '10', '196']);
+  for (const group of groups) await execFileAsync('mknod', [posix.join(dev, `vfio/${group}`), 'c', '242', String(group)]);
+}
