@@ -10,6 +10,7 @@ import yaml from 'js-yaml';
 import { buildCrd } from './crd.js';
 import { CRD_DEFINITIONS } from './index.js';
 import { GROUP } from './group.js';
+import { writeReference } from './generate-reference.js';
 
 /** Directory of the generated CRDs. */
 export const CRDS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'crds');
@@ -32,4 +33,5 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     mkdirSync(dir, { recursive: true });
     for (const [name, text] of renderCrdFiles()) writeFileSync(join(dir, name), text);
   }
+  writeReference();
 }
