@@ -6,6 +6,7 @@ import type { VirtualNetworkFunction } from '../../api/virtual-network-function.
 import { Controller, type InformerEvent } from '../../runtime/controller.js';
 import { objectKey } from '../../runtime/kube-object.js';
 import { actOnVnf, writeLedger, type VnfActDeps } from './act.js';
+import { chainOf } from './links.js';
 import { PlacementBatcher } from './placement-batcher.js';
 import type { LedgerOverlay } from './ledger-overlay.js';
 import { currentNfvNodes, observeVnf, type VnfCaches } from './observe.js';
@@ -87,8 +88,9 @@ export function vnfController(options: VnfControllerOptions): Controller {
   });
 
   const unplaced = () => caches.vnfs.list((v) => !v.status?.placement).map(objectKey);
-  const linkedTo = (vnf: VirtualNetworkFunction) =>
-    caches.vnfs.list((other) => other.metadata.namespace === vnf.metadata.namespace && other.spec.links.some((l) => l.peer === vnf.metadata.name)).map(objectKey);
+  // A VNF's placement changes what every member of its memif chain waits for.
+  const chainKeys = (vnf: VirtualNetworkFunction) =>
+    [...chainOf(vnf, (name) => caches.vnfs.getByName(name, vnf.metadata.namespace)).keys()].map((name) => `${vnf.metadata.namespace}/${name}`);
 
   return new Controller({
     name: 'vnf',
@@ -103,7 +105,7 @@ export function vnfController(options: VnfControllerOptions): Controller {
     },
   })
     .for(caches.vnfs)
-    .watches(caches.vnfs, ({ object }) => linkedTo(object))
+    .watches(caches.vnfs, ({ object }) => chainKeys(object))
     .watches(caches.pods, ({ object }) => {
       const owner = object.metadata?.labels?.[VNF_NAME_LABEL];
       return owner ? `${object.metadata!.namespace}/${owner}` : undefined;

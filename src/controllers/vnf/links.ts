@@ -9,16 +9,19 @@ export type LinkVerdict =
 
 /**
  * Checks every memif link against its peer: the peer must exist and link back with the other
- * role and the same id. Both ends must share a node, so when neither is placed yet the end whose
- * name sorts first goes first and the other waits: two linked VNFs planned at the same time can
- * never land on different nodes.
+ * role and the same id. Every VNF of a chain (the VNFs connected by links, transitively) must
+ * share one node, so the member whose name sorts first is placed first and every other member
+ * waits until some member is placed, then joins it. Ordering only direct pairs is not enough:
+ * in a chain a-c-b, a and b do not link to each other and could land on different nodes, which
+ * c could then never join.
+ *
+ * `chain` holds the other members of this VNF's chain (missing ones as undefined), as
+ * {@link chainOf} finds them.
  */
-export function linkVerdict(vnf: VirtualNetworkFunction, peers: ReadonlyMap<string, VirtualNetworkFunction | undefined>): LinkVerdict {
+export function linkVerdict(vnf: VirtualNetworkFunction, chain: ReadonlyMap<string, VirtualNetworkFunction | undefined>): LinkVerdict {
   const name = vnf.metadata.name!;
-  const nodes = new Map<string, string>();
-  let waitFor: string | undefined;
   for (const link of vnf.spec.links) {
-    const peer = peers.get(link.peer);
+    const peer = chain.get(link.peer);
     if (!peer) {
       return { kind: 'wait', reason: 'PeerNotFound', message: `spec.links[${link.name}].peer: VNF ${link.peer} does not exist in this namespace` };
     }
@@ -32,19 +35,42 @@ export function linkVerdict(vnf: VirtualNetworkFunction, peers: ReadonlyMap<stri
         message: `spec.links[${link.name}]: VNF ${link.peer} links back as ${back.role} id ${back.id}; one end must be server and the other client, with equal ids`,
       };
     }
-    const peerNode = peer.status?.placement?.node;
-    if (peerNode) nodes.set(link.peer, peerNode);
-    else if (link.peer < name) waitFor ??= link.peer;
+  }
+  const nodes = new Map<string, string>();
+  for (const [member, other] of chain) {
+    const node = other?.status?.placement?.node;
+    if (node) nodes.set(member, node);
   }
   const distinct = [...new Set(nodes.values())];
   if (distinct.length > 1) {
-    const where = [...nodes].map(([peer, node]) => `${peer} on ${node}`).join(', ');
-    return { kind: 'wait', reason: 'Unschedulable', message: `linked VNFs run on different nodes (${where}); memif needs one node` };
+    const where = [...nodes].map(([member, node]) => `${member} on ${node}`).join(', ');
+    return { kind: 'wait', reason: 'Unschedulable', message: `VNFs of this memif chain run on different nodes (${where}); memif needs one node` };
   }
   if (distinct.length === 1) {
-    const [peer, node] = [...nodes][0]!;
-    return { kind: 'colocate', peer, node };
+    const [member, node] = [...nodes][0]!;
+    return { kind: 'colocate', peer: member, node };
   }
-  if (waitFor) return { kind: 'wait', reason: 'WaitingForPeer', message: `waiting for linked VNF ${waitFor} to be placed first` };
+  const first = [...chain.keys()].filter((member) => chain.get(member)).sort()[0];
+  if (first !== undefined && first < name) return { kind: 'wait', reason: 'WaitingForPeer', message: `waiting for VNF ${first}, first of this memif chain, to be placed` };
   return { kind: 'free' };
+}
+
+/**
+ * The other VNFs of `vnf`'s chain: every VNF reachable through links, in either direction, by
+ * name in the VNF's namespace; a named peer that does not exist maps to undefined.
+ */
+export function chainOf(vnf: VirtualNetworkFunction, byName: (name: string) => VirtualNetworkFunction | undefined): Map<string, VirtualNetworkFunction | undefined> {
+  const chain = new Map<string, VirtualNetworkFunction | undefined>();
+  const queue = [vnf];
+  const seen = new Set([vnf.metadata.name!]);
+  while (queue.length > 0) {
+    for (const link of queue.shift()!.spec.links) {
+      if (seen.has(link.peer)) continue;
+      seen.add(link.peer);
+      const peer = byName(link.peer);
+      chain.set(link.peer, peer);
+      if (peer) queue.push(peer);
+    }
+  }
+  return chain;
 }

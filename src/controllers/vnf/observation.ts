@@ -17,7 +17,7 @@ export interface VnfObservation {
   pod: V1Pod | undefined;
   /** The HugepagePool named by spec.hugepages.pool, if it exists. */
   pool: HugepagePool | undefined;
-  /** The VNFs named by spec.links[].peer; undefined for those that do not exist. */
+  /** The other VNFs of this VNF's memif chain (see chainOf); undefined for those that do not exist. */
   peers: Map<string, VirtualNetworkFunction | undefined>;
   /** This VNF's entry in some node's ledger, if it holds resources. */
   ledger: LedgerEntry | undefined;

@@ -5,6 +5,7 @@ import type { VirtualNetworkFunction } from '../../api/virtual-network-function.
 import type { Informer } from '../../runtime/informer.js';
 import type { CandidateNode, Taint } from '../placement/candidate-node.js';
 import type { LedgerOverlay } from './ledger-overlay.js';
+import { chainOf } from './links.js';
 import type { VnfObservation } from './observation.js';
 import { vnfPodName } from './render-pod.js';
 
@@ -37,7 +38,7 @@ export function observeVnf(caches: VnfCaches, nfvNodes: readonly NfvNode[], key:
     const allocation = node.status?.allocations?.find((a) => a.uid === uid);
     if (allocation) ledger = { node: node.metadata.name!, allocation };
   }
-  const peers = new Map(vnf.spec.links.map((link) => [link.peer, caches.vnfs.getByName(link.peer, namespace)]));
+  const peers = chainOf(vnf, (name) => caches.vnfs.getByName(name, namespace));
   return {
     vnf,
     pod: caches.pods.getByName(vnfPodName(vnf.metadata.name!), namespace),

@@ -1,4 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
+import { chainOf } from '../../../src/controllers/vnf/links.js';
 import { planVnf, POD_HASH_ANNOTATION, type VnfPlan } from '../../../src/controllers/vnf/plan.js';
 import type { VnfObservation } from '../../../src/controllers/vnf/observation.js';
 import type { VirtualNetworkFunction } from '../../../src/api/virtual-network-function.js';
@@ -83,7 +84,7 @@ describe('planVnf', () => {
           peers: new Map([['a', vnf('a', { spec: { links: [{ name: 'down', peer: 'b', role: 'server' }] } })]]),
         }),
       reason: 'WaitingForPeer',
-      message: /waiting for linked VNF a/,
+      message: /waiting for VNF a, first of this memif chain, to be placed/,
     },
   ])('not placed: $name', ({ obs, reason, stalled, message }) => {
     const plan = planVnf(obs(), now);
@@ -105,6 +106,29 @@ describe('planVnf', () => {
     });
     const plan = planVnf(obs, now);
     expect(plan.status!.placement!.node).toBe('n2');
+  });
+
+  test('a chain a-c-b is placed as one: b waits for a although it links only to c, then all share a node', () => {
+    const links = {
+      a: [{ name: 'to-c', peer: 'c', role: 'server' }],
+      c: [
+        { name: 'from-a', peer: 'a', role: 'client' },
+        { name: 'to-b', peer: 'b', role: 'server' },
+      ],
+      b: [{ name: 'from-c', peer: 'c', role: 'client' }],
+    };
+    const chain = { a: vnf('a', { spec: { links: links.a } }), b: vnf('b', { spec: { links: links.b } }), c: vnf('c', { spec: { links: links.c } }) };
+    const byName = (name: string) => chain[name as keyof typeof chain];
+    const nodes = [candidate('n1'), candidate('n2')];
+    const observe = (name: keyof typeof chain) => observation(chain[name], { peers: chainOf(chain[name], byName), nodes });
+
+    expect(condition(planVnf(observe('b'), now), 'Placed')).toMatchObject({ reason: 'WaitingForPeer', message: expect.stringContaining('VNF a, first of this memif chain') });
+    expect(condition(planVnf(observe('c'), now), 'Placed')).toMatchObject({ reason: 'WaitingForPeer' });
+    const first = planVnf(observe('a'), now);
+    expect(first.status!.placement!.node).toBe('n1');
+    chain.a.status = first.status;
+    expect(planVnf(observe('b'), now).status!.placement!.node).toBe('n1');
+    expect(planVnf(observe('c'), now).status!.placement!.node).toBe('n1');
   });
 
   test('adopts a ledger entry written before a crash instead of placing again', () => {
