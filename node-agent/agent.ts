@@ -17,6 +17,7 @@ import { discoverCpus } from './discover/cpu-topology.js';
 import type { NicPoolRule } from './discover/pci-nics.js';
 import { createNodeHost, type HostRoots, type NodeHost, type NodeHostOptions } from './host/node-host.js';
 import { JournalStore } from './journal.js';
+import { AgentMetrics } from './agent-metrics.js';
 import { NFV_NODE_RESOURCE, nodeReconciler } from './node-reconciler.js';
 import { recoverJournals } from './recover.js';
 import { VNF_RESOURCE, vnfKeyOfPod, vnfReconciler } from './vnf-reconciler.js';
@@ -54,6 +55,8 @@ export interface NodeAgentOptions {
   clock?: Clock;
   /** Shutdown signals come from here. Default: none (call {@link NodeAgent.stop}); main.ts passes `process`. */
   signalSource?: SignalSource;
+  /** Records prepare and teardown durations and failures. Default: a fresh one, see {@link NodeAgent.metrics}. */
+  metrics?: AgentMetrics;
 }
 
 /**
@@ -73,6 +76,8 @@ export class NodeAgent {
   readonly stateRoot: string;
   readonly host: NodeHost;
   readonly journals: JournalStore;
+  /** Prepare and teardown durations and failures, for the /metrics endpoint. */
+  readonly metrics: AgentMetrics;
   private readonly client: KubeClient;
   private readonly ownsClient: boolean;
   private readonly logger: Logger;
@@ -91,6 +96,7 @@ export class NodeAgent {
   private running?: Promise<ManagerExitReason>;
 
   constructor(options: NodeAgentOptions) {
+    this.metrics = options.metrics ?? new AgentMetrics();
     if (!options.nodeName) throw new Error('the node agent needs its node name (set NODE_NAME from spec.nodeName)');
     this.nodeName = options.nodeName;
     this.stateRoot = options.stateRoot ?? DEFAULT_STATE_ROOT;
@@ -153,6 +159,7 @@ export class NodeAgent {
         clock,
         hostFacts: () => this.hostFacts(),
         onHostChanged: () => this.nodeController.enqueue(node),
+        metrics: this.metrics,
       }),
     })
       .for(vnfs)

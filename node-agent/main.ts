@@ -12,6 +12,8 @@
  *                         privileged containers, so in a pod the agent mounts in the host's namespace)
  *   NFV_NIC_POOLS         JSON list of NIC pool rules: [{"pool":"fast","vendor":"8086","deviceId":"159b"}]
  *   NFV_AGENT_VERSION     reported in NfvNode.status.agentVersion
+ *   NFV_METRICS_ADDRESS   [host]:port of /metrics, /healthz and /readyz (default :9101, on the host
+ *                         network; 0 turns it off): prepare and teardown durations and failures
  *   LOG_LEVEL             pino level (default info)
  *
  * The DaemonSet (charts/nfv-operator) runs it with hostNetwork and hostPID and three capabilities
@@ -21,6 +23,8 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
+import { MetricsServer } from '../src/metrics/http-server.js';
+import { MetricsRegistry } from '../src/metrics/prometheus-text.js';
 import { NodeAgent } from './agent.js';
 import type { NicPoolRule } from './discover/pci-nics.js';
 
@@ -56,7 +60,18 @@ const agent = new NodeAgent({
   signalSource: process,
 });
 
+const metricsAddress = process.env.NFV_METRICS_ADDRESS ?? ':9101';
+const metricsServer =
+  metricsAddress === '0'
+    ? undefined
+    : new MetricsServer({
+        address: metricsAddress,
+        registry: new MetricsRegistry().register(() => agent.metrics.families()),
+        readiness: () => ({ ready: true, message: 'node agent running' }),
+        logger,
+      });
 try {
+  await metricsServer?.start();
   await agent.start();
 } catch (err) {
   logger.fatal({ err }, 'node agent failed to start');
@@ -64,5 +79,6 @@ try {
 }
 const reason = await agent.done();
 await agent.stop();
+await metricsServer?.stop();
 logger.info({ reason }, 'node agent stopped');
 process.exit(0);

@@ -14,6 +14,7 @@ import type { JournalStore } from './journal.js';
 import { prepareVnf, PrepareRefusedError } from './prepare.js';
 import { journalStepContext } from './recover.js';
 import { teardownVnf } from './teardown.js';
+import type { AgentMetrics } from './agent-metrics.js';
 import { InvalidPlacementError, planVnfHost } from './validate.js';
 
 /** The condition the agent owns on a VNF. */
@@ -88,6 +89,8 @@ export interface VnfReconcilerDeps {
   hostFacts(): Promise<{ cpus: Set<number>; numaNodes: Set<number> }>;
   /** Called after the host changed (hugepage floors and the inventory may have moved). */
   onHostChanged(): void;
+  /** Durations and failures of prepare and teardown. Default: not recorded. */
+  metrics?: AgentMetrics;
 }
 
 /** Condition reasons that retrying cannot fix until the VNF (or the node's configuration) changes. */
@@ -108,7 +111,14 @@ export function vnfReconciler(deps: VnfReconcilerDeps) {
 
     for (const uid of decision.teardown) {
       logger.info({ vnfUid: uid }, 'tearing down host changes');
-      await teardownVnf(deps.journals.journal(uid), deps.host, journalStepContext(deps.journals, uid), logger);
+      const started = deps.clock.now();
+      try {
+        await teardownVnf(deps.journals.journal(uid), deps.host, journalStepContext(deps.journals, uid), logger);
+      } catch (err) {
+        deps.metrics?.failed('teardown', err instanceof HostStepError ? err.reason : 'TeardownFailed');
+        throw err;
+      }
+      deps.metrics?.succeeded('teardown', (deps.clock.now() - started) / 1000);
       deps.onHostChanged();
     }
 
@@ -142,8 +152,10 @@ export function vnfReconciler(deps: VnfReconcilerDeps) {
     if (entering) {
       await report(deps, vnf, reported, { status: 'False', reason: 'Preparing', message: next.podUid ? `applying cgroup limits to pod ${next.podUid}` : `preparing hugetlbfs, sysfs masks and drivers on ${deps.nodeName}` }, ctx);
     }
+    const started = deps.clock.now();
     try {
       const result = await prepareVnf(plan, deps.journals.journal(uid), deps.host, journalStepContext(deps.journals, uid), { podUid: next.podUid, logger });
+      deps.metrics?.succeeded('prepare', (deps.clock.now() - started) / 1000, result.stage);
       deps.onHostChanged();
       if (result.stage === 'host') {
         await report(deps, vnf, reported, { status: 'False', reason: 'Preparing', message: `host side prepared on ${deps.nodeName}; waiting for pod ${vnf.status?.podName ?? '(not created yet)'} to start here` }, ctx);
@@ -156,6 +168,7 @@ export function vnfReconciler(deps: VnfReconcilerDeps) {
         throw new WaitingError('Preparing', err.message, 1000);
       }
       const reason = err instanceof HostStepError ? err.reason : err instanceof PrepareRefusedError ? 'PlacementChanged' : 'NodePreparationFailed';
+      deps.metrics?.failed('prepare', reason);
       await report(deps, vnf, reported, { status: 'False', reason, message: (err as Error).message }, ctx);
       if (TERMINAL_REASONS.has(reason)) throw new StalledError(reason, (err as Error).message, { cause: err });
       throw err;

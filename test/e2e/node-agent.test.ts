@@ -9,6 +9,7 @@
  *
  * Set NFV_E2E_AGENT_LOGS to a directory to keep the agents' logs (debug level) after the run.
  */
+import { renderMetricFamilies } from '../../src/metrics/prometheus-text.js';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -388,6 +389,8 @@ describe('the real node agent with the real controller, API server and kernel', 
     expect(ledger).toEqual([expect.objectContaining({ uid: ready.metadata.uid, cpus: '1', numaNode: 0 })]);
     firstVnf = ready;
     firstPodUid = podUid;
+    // The agent's /metrics timed the preparation (the pod existed, so host and pod stages ran in one go).
+    expect(renderMetricFamilies(agent!.metrics.families())).toMatch(/nfv_agent_host_operation_duration_seconds_count\{operation="prepare",stage="ready"\} [1-9]/);
   });
 
   test('deleting the VNF removes its pod, then the agent undoes every host change, then the controller releases it', async () => {
@@ -399,6 +402,7 @@ describe('the real node agent with the real controller, API server and kernel', 
     expectNothingLeft(firstVnf, firstPodUid);
     expect((await getNfvNode()).status!.allocations ?? []).toEqual([]);
     expect(readRealHugepages().total).toBe(pagesBefore! + EXTRA_PAGES);
+    expect(renderMetricFamilies(agent!.metrics.families())).toMatch(/nfv_agent_host_operation_duration_seconds_count\{operation="teardown"\} [1-9]/);
   });
 
   test('a host step that fails is reported once and retried with backoff, then succeeds once the node is fixed', async () => {
@@ -412,6 +416,7 @@ describe('the real node agent with the real controller, API server and kernel', 
     // Retries (100ms, 200ms, ... apart) find the failure already reported and write nothing.
     expect(await appliesDuring(applies, 3000)).toBe(0);
     expect(tree.kernel.driverOf(VNF_NIC.address)).toBe(VNF_NIC.driver);
+    expect(renderMetricFamilies(agent!.metrics.families())).toMatch(/nfv_agent_host_operation_failures_total\{operation="prepare",reason="DriverNotLoaded"\} [1-9]/);
 
     tree.kernel.addDriver('uio_pci_generic');
     const ready = await waitForCondition('fwd-uio', 'Ready', 'True', 'Running');
