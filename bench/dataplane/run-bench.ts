@@ -3,15 +3,18 @@
  * environments, to measure what the node agent's isolation costs:
  *
  *   host      testpmd pinned with taskset, nothing else;
- *   isolated  the agent's isolation in a namespace sandbox: cpuset and hugetlb cgroups, masked
- *             CPU and PCI sysfs, hugetlbfs with size=, own mount, pid and network namespaces;
- *   docker    a container of the l2fwd image carrying the agent's mounts, its cpuset and the
- *             pod's capabilities.
+ *   isolated  the agent's kind of isolation in a namespace sandbox: cpuset and hugetlb cgroups,
+ *             masked CPU and PCI sysfs, hugetlbfs with size=, own mount, pid and network
+ *             namespaces (test/host/dataplane/vnf-isolation.ts builds it, as the agent would);
+ *   docker    the real thing: the VNF placed by the controller's plan, its pod rendered, the host
+ *             and the pod cgroup prepared by the node agent, the pod run with Docker
+ *             (test/host/dataplane/one-node-cluster.ts and kubelet-pod.ts, as the data-plane
+ *             tests run it).
  *
  * Modes: io and macswap between two net_null ports, io between two net_ring ports (a burst
- * sent with --tx-first circulates), and the memif chain of two VNFs (edge: net_null <-> memif,
- * io; core: memif, macswap back). Single-VNF modes run on the last CPU (main and forwarding lcore
- * both on it); the chain puts edge on the first CPU and core on the last.
+ * sent with --tx-first circulates), and the memif chain of two VNFs (edge: memif <-> net_null,
+ * io; loop: memif, macswap back). Single-VNF modes run on the last CPU (main and forwarding lcore
+ * both on it); the chain puts edge on the first CPU and loop on the last.
  *
  * Each mode runs N times per environment, the environments interleaved so that a change of load
  * on the machine hits them alike. A run's Mpps is the median of testpmd's per-second Rx-pps after
@@ -27,15 +30,21 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseCpuList } from '../../src/api/cpu-list.js';
+import { VNF_NAME_LABEL } from '../../src/api/group.js';
 import { ExtraHugepages, lockHugepages, TempTree } from '../../test/host/helpers/host-fixtures.js';
-import { VnfContainers, type RunningVnf } from '../../test/host/dataplane/docker-vnf.js';
+import { removeTestContainers } from '../../test/host/dataplane/docker-container.js';
 import { buildImages, IMAGES } from '../../test/host/dataplane/images.js';
+import { removeKubeletCgroups, type KubeletPod } from '../../test/host/dataplane/kubelet-pod.js';
+import { OneNodeCluster } from '../../test/host/dataplane/one-node-cluster.js';
 import { missingPrerequisites, type Prerequisite } from '../../test/host/dataplane/prerequisites.js';
 import { SandboxedApp } from '../../test/host/dataplane/sandbox.js';
 import { lcoreArgs, parseTestpmdOutput, type PortStats } from '../../test/host/dataplane/testpmd-output.js';
+import { startVnfPod, VNF_CONTAINER } from '../../test/host/dataplane/vnf-pod-startup.js';
 import { FakePciBus, VnfIsolation, type PodMount } from '../../test/host/dataplane/vnf-isolation.js';
 
 const MiB = 2 ** 20;
+/** Hugepages of each VNF; EAL preallocates all of it (--socket-mem), as the operator renders it. */
+const ALLOCATION = 48 * MiB;
 const MODES = ['io', 'macswap', 'ring', 'memif'] as const;
 const ENVS = ['host', 'isolated', 'docker'] as const;
 type Mode = (typeof MODES)[number];
@@ -43,6 +52,8 @@ type Env = (typeof ENVS)[number];
 const TARGET = 0.98;
 const WARMUP_BLOCKS = 2;
 const LINK_MOUNT = '/run/memif/bench';
+/** Top cgroup of the docker environment's pods in every hierarchy. */
+const BENCH_CGROUPS = `nfv-bench-${process.pid}`;
 
 interface Sample {
   mpps: number;
@@ -57,10 +68,14 @@ interface Vnf {
   stop(): Promise<string>;
 }
 
-/** testpmd's role in a mode: its vdevs, forwarding arguments and the ports whose Rx-pps count. */
+/**
+ * testpmd's role in a mode: its memif link end (the VNF's spec.links; its port comes first, as
+ * the operator renders it), its other vdevs, forwarding arguments and the ports whose Rx-pps count.
+ */
 interface Role {
   name: string;
   cpu: number;
+  link?: 'server' | 'client';
   vdevs: string[];
   forwarding: string[];
   measuredPorts: number[];
@@ -95,15 +110,17 @@ function roles(mode: Mode): Role[] {
     case 'ring':
       return [{ name: 'ring', cpu: lastCpu, vdevs: ['net_ring0', 'net_ring1'], forwarding: ['--forward-mode=io', '--tx-first'], measuredPorts: [0, 1] }];
     case 'memif':
+      // The controller places the chain member whose name sorts first first, on the lowest free CPU.
       return [
-        { name: 'edge', cpu: firstCpu, vdevs: ['net_null0', memif('client')], forwarding: ['--forward-mode=io'], measuredPorts: [1] },
-        { name: 'core', cpu: lastCpu, vdevs: [memif('server')], forwarding: ['--forward-mode=macswap', '--port-topology=loop'], measuredPorts: [0] },
+        { name: 'edge', cpu: firstCpu, link: 'client', vdevs: ['net_null0'], forwarding: ['--forward-mode=io'], measuredPorts: [0] },
+        { name: 'loop', cpu: lastCpu, link: 'server', vdevs: [], forwarding: ['--forward-mode=macswap', '--port-topology=loop'], measuredPorts: [0] },
       ];
   }
 }
 
-function ealArgs(role: Role, hugeDir: string): string[] {
-  return [...lcoreArgs([role.cpu]), '--huge-dir', hugeDir, '--file-prefix', `bench-${role.name}`, '--socket-mem', '32', ...role.vdevs.flatMap((v) => ['--vdev', v])];
+function ealArgs(role: Role, hugeDir: string, linkDir: string): string[] {
+  const vdevs = [...(role.link ? [memif(role.link).replace(LINK_MOUNT, linkDir)] : []), ...role.vdevs];
+  return [...lcoreArgs([role.cpu]), '--huge-dir', hugeDir, '--file-prefix', `bench-${role.name}`, '--socket-mem', String(ALLOCATION / MiB), ...vdevs.flatMap((v) => ['--vdev', v])];
 }
 
 /** Share of the CPUs' time that was not idle over `ms`, from /proc/stat. */
@@ -157,59 +174,98 @@ async function main(): Promise<void> {
   const unlock = await lockHugepages();
   const pages = new ExtraHugepages();
   const tree = new TempTree('nfv-bench-dataplane');
-  const containers = new VnfContainers();
   const samples = new Map<string, Sample[]>();
   try {
     pages.ensureFree(64);
     const bus = new FakePciBus(tree.path('fake-sys'), []);
     let serial = 0;
 
-    /** Starts one role of a run in `env`. */
-    async function start(env: Env, role: Role, link: PodMount): Promise<{ vnf: Vnf; isolation: VnfIsolation }> {
+    /** Starts one role of a run on the host or in the namespace sandbox. */
+    async function start(env: 'host' | 'isolated', role: Role, link: PodMount): Promise<{ vnf: Vnf; isolation: VnfIsolation }> {
       serial++;
-      const isolation = await VnfIsolation.prepare(tree.path(`${role.name}-${env}-${serial}`), { name: `${role.name}-${serial}`, cpus: [role.cpu], hugepageBytes: 48 * MiB, pciDevices: [] }, bus, {
+      const isolation = await VnfIsolation.prepare(tree.path(`${role.name}-${env}-${serial}`), { name: `${role.name}-${serial}`, cpus: [role.cpu], hugepageBytes: ALLOCATION, pciDevices: [] }, bus, {
         cgroups: env === 'isolated',
       });
       // Outside a container the socket is at its host path: the EAL arguments name the host path.
-      const vdevs = env === 'docker' ? role.vdevs : role.vdevs.map((v) => v.replace(LINK_MOUNT, link.source));
-      const args = ealArgs({ ...role, vdevs }, env === 'docker' ? '/dev/hugepages' : isolation.hugepageDir);
-      const testpmd = [...args, '--', ...role.forwarding, ...common];
-      if (env === 'docker') {
-        const running: RunningVnf = await containers.start({
-          name: role.name,
-          image: IMAGES.l2fwd,
-          isolation,
-          entrypoint: ['dpdk-testpmd'],
-          command: testpmd,
-          env: {},
-          mounts: [link],
-          ready: /packet forwarding - ports=/,
-        });
-        return {
-          isolation,
-          vnf: {
-            output: () => running.output,
-            stop: async () => {
-              await running.stop();
-              await running.waitUntil('the final statistics', (output) => output.includes('Bye...'), 10_000).catch(() => undefined);
-              return running.output;
-            },
-          },
-        };
-      }
+      const testpmd = [...ealArgs(role, isolation.hugepageDir, link.source), '--', ...role.forwarding, ...common];
       const app = env === 'host' ? SandboxedApp.startOnHost(role.name, [role.cpu], 'dpdk-testpmd', testpmd) : SandboxedApp.start(role.name, isolation, 'dpdk-testpmd', testpmd);
       await app.waitFor(/packet forwarding - ports=/);
       return { isolation, vnf: { output: () => app.output, stop: async () => (await app.stop()).output } };
+    }
+
+    /**
+     * Starts the roles of a mode as VNFs of a one-node cluster made for the run: placed by the
+     * controller's plan on the roles' CPUs (the only isolated ones), prepared by the node agent,
+     * each pod run with Docker; testpmd's options are the VNF's spec.args.
+     */
+    async function deploy(mode: Mode): Promise<{ vnfs: Vnf[]; cleanup: () => Promise<void> }> {
+      serial++;
+      const modeRoles = roles(mode);
+      const cluster = await OneNodeCluster.start({
+        stateRoot: tree.path(`state-${serial}`),
+        isolatedCpus: modeRoles.map((r) => r.cpu),
+        poolPages: (modeRoles.length * ALLOCATION) / (2 * MiB),
+        pciBus: bus,
+      });
+      const pods: KubeletPod[] = [];
+      const cleanup = async () => {
+        for (const pod of pods) await pod.delete();
+        await cluster.stop();
+      };
+      try {
+        const vnfs = modeRoles.map((role) => {
+          const peer = modeRoles.find((other) => other !== role)?.name;
+          return cluster.create(role.name, {
+            image: IMAGES.l2fwd,
+            cpus: { count: 1 },
+            hugepages: { pageSize: '2Mi', amount: `${ALLOCATION / MiB}Mi`, pool: OneNodeCluster.POOL },
+            links: role.link && peer ? [{ name: 'bench', peer, role: role.link }] : [],
+            args: [...role.vdevs.flatMap((v) => ['--vdev', v]), '--', ...role.forwarding, ...common],
+          });
+        });
+        const order = [...vnfs].sort((a, b) => a.metadata.name!.localeCompare(b.metadata.name!));
+        for (const vnf of order) {
+          const { pod } = cluster.place(vnf);
+          const role = modeRoles.find((r) => r.name === vnf.metadata.name)!;
+          if (vnf.status!.placement!.cpus !== String(role.cpu)) throw new Error(`${mode}: the controller placed ${role.name} on CPU ${vnf.status!.placement!.cpus}, not ${role.cpu}`);
+          pods.push(await startVnfPod(cluster, vnf, pod, BENCH_CGROUPS));
+        }
+        const podOf = (role: Role) => pods.find((p) => p.pod.metadata!.labels![VNF_NAME_LABEL] === role.name)!;
+        const started: Vnf[] = [];
+        // The chain's server first, so that the client connects at once.
+        for (const role of [...modeRoles].reverse()) {
+          const container = podOf(role).start(VNF_CONTAINER);
+          await container.waitFor('forwarding', /packet forwarding - ports=/);
+          started.unshift({
+            output: () => container.output,
+            stop: async () => {
+              await container.stop();
+              await container.waitFor('the final statistics', /Bye\.\.\./, 10_000).catch(() => undefined);
+              return container.output;
+            },
+          });
+        }
+        return { vnfs: started, cleanup };
+      } catch (err) {
+        await cleanup();
+        throw err;
+      }
     }
 
     async function run(mode: Mode, env: Env): Promise<Sample> {
       const busyBefore = await waitForQuiet();
       const link = { source: tree.path(`memif-${++serial}`), target: LINK_MOUNT };
       mkdirSync(link.source, { recursive: true });
-      const started: { vnf: Vnf; isolation: VnfIsolation }[] = [];
+      const started: { vnf: Vnf; isolation?: VnfIsolation }[] = [];
+      let deployed: Awaited<ReturnType<typeof deploy>> | undefined;
       try {
-        // The chain's server first, so that the client connects at once.
-        for (const role of [...roles(mode)].reverse()) started.unshift(await start(env, role, link));
+        if (env === 'docker') {
+          deployed = await deploy(mode);
+          started.push(...deployed.vnfs.map((vnf) => ({ vnf })));
+        } else {
+          // The chain's server first, so that the client connects at once.
+          for (const role of [...roles(mode)].reverse()) started.unshift(await start(env, role, link));
+        }
         await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
         const outputs: string[] = [];
         for (const { vnf } of started) outputs.push(await vnf.stop());
@@ -218,8 +274,8 @@ async function main(): Promise<void> {
         if (mpps === 0 || report.cyclesPerPacket === undefined) throw new Error(`${mode}/${env}: no traffic measured; output:\n${outputs[0]!.slice(-3000)}`);
         return { mpps, cyclesPerPacket: report.cyclesPerPacket, busyBefore };
       } finally {
-        await containers.removeAll();
-        for (const { isolation } of started) await isolation.destroy();
+        await deployed?.cleanup();
+        for (const { isolation } of started) await isolation?.destroy();
         // Only on the host does EAL's runtime directory outlive the run (the others have their own /run).
         if (env === 'host') for (const role of roles(mode)) rmSync(`/run/dpdk/bench-${role.name}`, { recursive: true, force: true });
       }
@@ -236,7 +292,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await containers.removeAll();
+    await removeTestContainers();
+    removeKubeletCgroups(BENCH_CGROUPS);
     await tree.cleanup();
     pages.cleanup();
     unlock();

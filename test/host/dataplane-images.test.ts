@@ -1,69 +1,64 @@
 /**
  * Issue 5, point 1: the images build from hack/build-images.sh (no registry: a debootstrapped
- * base), and the VNF images run in containers carrying the agent's mounts: l2fwd forwards in io
- * and macswap mode and fails cleanly past its hugepages, l3fwd routes between two memif links.
+ * base), and the l3fwd VNF image routes traffic when it runs as the pod the operator renders,
+ * prepared by the node agent (the l2fwd image is proved the same way in dataplane-isolation and
+ * dataplane-memif-chain).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
-import { parseCpuList } from '../../src/api/cpu-list.js';
-import { ExtraHugepages, lockHugepages, TempTree } from './helpers/host-fixtures.js';
-import { VnfContainers } from './dataplane/docker-vnf.js';
+import type { VirtualNetworkFunction } from '../../src/api/virtual-network-function.js';
+import { lockHugepages, TempTree } from './helpers/host-fixtures.js';
+import { removeTestContainers } from './dataplane/docker-container.js';
+import { FakePciBus } from './dataplane/fake-pci-bus.js';
 import { buildImages, IMAGES, type ImageName } from './dataplane/images.js';
+import { removeKubeletCgroups, type KubeletPod } from './dataplane/kubelet-pod.js';
+import { OneNodeCluster } from './dataplane/one-node-cluster.js';
 import { DOCKER, describeDataplane, missingPrerequisites } from './dataplane/prerequisites.js';
-import { lcoreArgs, parseTestpmdOutput } from './dataplane/testpmd-output.js';
-import { FakePciBus, VnfIsolation, type VnfAllocation } from './dataplane/vnf-isolation.js';
+import { parseTestpmdOutput } from './dataplane/testpmd-output.js';
+import { startVnfPod, VNF_CONTAINER } from './dataplane/vnf-pod-startup.js';
 
 const execFileAsync = promisify(execFile);
 const MiB = 2 ** 20;
-const OWN_DEVICE = '0000:81:00.0';
+/** l3fwd's LPM tables (IPv4 and IPv6) need about 200 MiB of hugepages. */
+const ROUTER_HUGEPAGES = 256 * MiB;
+const TESTER_HUGEPAGES = 32 * MiB;
 
-const missing = await missingPrerequisites(['root', 'hugepages', 'docker']);
+const missing = await missingPrerequisites(['root', 'hugepages', 'hugetlb-cgroup', 'docker']);
 
 describeDataplane('the images', missing, () => {
   jest.setTimeout(120_000);
-  const nodeCpus = parseCpuList(readFileSync('/sys/devices/system/cpu/present', 'utf8').trim());
-  const vnfCpu = nodeCpus.at(-1)!;
+  const cgroupTop = `nfv-dataplane-${process.pid}`;
   let tree: TempTree;
-  let bus: FakePciBus;
-  let pages: ExtraHugepages;
-  let unlock: () => void;
-  const containers = new VnfContainers();
-  const isolations: VnfIsolation[] = [];
+  let cluster: OneNodeCluster;
+  let unlock: (() => void) | undefined;
+  const deployed: { vnf: VirtualNetworkFunction; pod?: KubeletPod }[] = [];
 
   beforeAll(async () => {
     await buildImages(Object.keys(IMAGES) as ImageName[]);
     unlock = await lockHugepages();
-    pages = new ExtraHugepages();
-    pages.ensureFree(192);
     tree = new TempTree('nfv-dataplane-images');
-    bus = new FakePciBus(tree.path('fake-sys'), [OWN_DEVICE, '0000:81:00.1']);
+    cluster = await OneNodeCluster.start({
+      stateRoot: tree.path('state'),
+      isolatedCpus: [0, 1],
+      poolPages: (ROUTER_HUGEPAGES + TESTER_HUGEPAGES) / (2 * MiB),
+      pciBus: new FakePciBus(tree.path('fake-sys'), []),
+    });
   }, 40 * 60_000);
 
-  afterEach(async () => {
-    await containers.removeAll();
-    for (const isolation of isolations.splice(0)) await isolation.destroy();
-  });
-
   afterAll(async () => {
-    await containers.removeAll();
-    await tree?.cleanup();
-    pages?.cleanup();
-    unlock?.();
+    try {
+      for (const { pod } of deployed) await pod?.delete();
+      for (const { vnf } of deployed.reverse()) await cluster?.delete(vnf);
+      await removeTestContainers();
+      removeKubeletCgroups(cgroupTop);
+      await cluster?.stop();
+      await tree?.cleanup();
+    } finally {
+      unlock?.();
+    }
   });
-
-  async function prepare(name: string, overrides: Partial<VnfAllocation> = {}): Promise<VnfIsolation> {
-    const allocation = { name, cpus: [vnfCpu], hugepageBytes: 32 * MiB, pciDevices: [OWN_DEVICE], ...overrides };
-    const isolation = await VnfIsolation.prepare(tree.path(name), allocation, bus, { cgroups: false });
-    isolations.push(isolation);
-    return isolation;
-  }
-
-  /** EAL options as the operator renders them; testpmd gets a second lcore on a single-CPU VNF. */
-  const eal = (isolation: VnfIsolation, ...extra: string[]) => ealWith(lcoreArgs(isolation.allocation.cpus), isolation, ...extra);
-  const ealWith = (lcores: string[], isolation: VnfIsolation, ...extra: string[]) =>
-    [...lcores, '--huge-dir', '/dev/hugepages', '--file-prefix', `vnf-${isolation.allocation.name}`, ...extra].join(' ');
 
   test('every image is built, from the debootstrapped base, and the Node images run Node 20', async () => {
     for (const tag of Object.values(IMAGES)) {
@@ -78,81 +73,40 @@ describeDataplane('the images', missing, () => {
     expect(stdout).toBe(readFileSync(new URL('../../patches/series', import.meta.url), 'utf8'));
   });
 
-  test.each(['io', 'macswap'])('the l2fwd VNF forwards in %s mode, seeing only its lcore and PCI device', async (mode) => {
-    const isolation = await prepare(`l2fwd-${mode}`);
-    const vnf = await containers.start({
-      name: `l2fwd-${mode}`,
-      image: IMAGES.l2fwd,
-      isolation,
-      env: { NFV_EAL_ARGS: eal(isolation, '--socket-mem', '24', '-a', OWN_DEVICE, '--vdev', 'net_null0', '--vdev', 'net_null1'), NFV_L2FWD_MODE: mode, NFV_STATS_PERIOD: '1' },
-      ready: /Logical Core \d+ \(socket \d+\) forwards packets/,
-    });
-    await vnf.waitUntil('traffic', (output) => parseTestpmdOutput(output).stats.some((s) => s.port === 1 && s.rxPps > 0));
-    expect(await vnf.stop()).toBe(0);
-    await vnf.waitUntil('the final statistics', (output) => output.includes('Bye...'));
-    const report = parseTestpmdOutput(vnf.output);
-
-    expect(vnf.output).toContain(`${mode} packet forwarding - ports=2 - cores=1`);
-    expect(report.detectedLcores).toBe(1);
-    expect(report.pciDevices).toEqual([OWN_DEVICE]);
-    expect(report.totals!.rxPackets).toBeGreaterThan(1_000_000);
-    expect(report.cyclesPerPacket).toBeGreaterThan(0);
-  });
-
-  test('the l2fwd VNF asking for more hugepages than its mount holds exits with ENOMEM, not SIGBUS', async () => {
-    const isolation = await prepare('l2fwd-overask');
-    const vnf = await containers.start({
-      name: 'l2fwd-overask',
-      image: IMAGES.l2fwd,
-      isolation,
-      env: { NFV_EAL_ARGS: eal(isolation, '--socket-mem', '64', '--vdev', 'net_null0', '--vdev', 'net_null1') },
-      ready: /EAL: Error - exiting with code/,
-    });
-    expect(await vnf.exitCode()).toBe(1);
-    await vnf.waitUntil('the cause', (output) => /Cause: .*\n/.test(output));
-    expect(parseTestpmdOutput(vnf.output).fatal).toEqual({ code: 1, cause: 'Cannot init EAL: Cannot allocate memory' });
-  });
-
-  test('the l3fwd VNF routes generated IPv4 traffic from one memif link to the other', async () => {
-    // generator --link in--> l3fwd --link out--> sink. l3fwd's LPM tables (IPv4 and IPv6) need
-    // about 200 MiB of hugepages. testpmd's txonly sends UDP to 198.18.1.1,
-    // which l3fwd's default LPM table routes to port 1.
-    const otherCpu = nodeCpus[0]!;
-    const links = { in: tree.path('memif', 'gen.l3fwd'), out: tree.path('memif', 'l3fwd.sink') };
-    for (const dir of Object.values(links)) mkdirSync(dir, { recursive: true });
-    const memif = (role: string, link: string) => `net_memif0,role=${role},id=0,socket=/run/memif/${link}/memif.sock,socket-abstract=no`;
-    const [router, generator, sink] = [await prepare('l3fwd', { hugepageBytes: 256 * MiB, pciDevices: [] }), await prepare('gen', { cpus: [otherCpu], pciDevices: [] }), await prepare('sink', { cpus: [otherCpu], pciDevices: [] })];
-
-    const l3fwd = await containers.start({
-      name: 'l3fwd',
+  test('the l3fwd VNF routes generated IPv4 traffic by its LPM table, over the memif link of its spec', async () => {
+    // router (l3fwd): port 0 is the link to the tester, port 1 a net_ring of its own (l3fwd's
+    // default config polls two ports). tester (testpmd): sends a first burst of UDP to 198.18.0.1,
+    // which l3fwd's default LPM table routes to port 0, back over the link; testpmd's io
+    // forwarding sends whatever comes back out again, so the packets circulate through l3fwd.
+    // The tester receives only what l3fwd routed.
+    const router = cluster.create('router', {
       image: IMAGES.l3fwd,
-      isolation: router!,
-      env: {
-        // l3fwd polls on every lcore, the main one included: one lcore, as the operator renders it.
-        NFV_EAL_ARGS: ealWith(['-l', String(vnfCpu)], router!, '--vdev', memif('server', 'in'), '--vdev', memif('server', 'out').replace('net_memif0', 'net_memif1')),
-      },
-      mounts: [
-        { source: links.in, target: '/run/memif/in' },
-        { source: links.out, target: '/run/memif/out' },
-      ],
-      ready: /entering main loop on lcore/,
+      cpus: { count: 1 },
+      hugepages: { pageSize: '2Mi', amount: `${ROUTER_HUGEPAGES / MiB}Mi`, pool: OneNodeCluster.POOL },
+      links: [{ name: 'tester', peer: 'tester', role: 'server' }],
+      args: ['--vdev', 'net_ring0', '--'],
     });
-    const testpmd = (isolation: VnfIsolation, link: 'in' | 'out', mode: string) =>
-      containers.start({
-        name: isolation.allocation.name,
-        image: IMAGES.l2fwd,
-        isolation,
-        entrypoint: ['dpdk-testpmd'],
-        env: {},
-        command: [...eal(isolation, '--socket-mem', '24', '--vdev', memif('client', link)).split(' '), '--', `--forward-mode=${mode}`, '--tx-ip=198.18.0.1,198.18.1.1', '--auto-start', '--stats-period', '1', '--total-num-mbufs', '4096'],
-        mounts: [{ source: link === 'in' ? links.in : links.out, target: `/run/memif/${link}` }],
-        ready: /Logical Core \d+ \(socket \d+\) forwards packets/,
-      });
-    const receiver = await testpmd(sink!, 'out', 'rxonly');
-    const sender = await testpmd(generator!, 'in', 'txonly');
+    const tester = cluster.create('tester', {
+      image: IMAGES.l2fwd,
+      cpus: { count: 1 },
+      hugepages: { pageSize: '2Mi', amount: `${TESTER_HUGEPAGES / MiB}Mi`, pool: OneNodeCluster.POOL },
+      links: [{ name: 'router', peer: 'router', role: 'client' }],
+      args: ['--port-topology=loop', '--tx-first', '--tx-ip=198.18.1.1,198.18.0.1', '--stats-period', '1', '--total-num-mbufs', '4096'],
+    });
+    for (const vnf of [router, tester]) {
+      const entry: (typeof deployed)[number] = { vnf };
+      deployed.push(entry);
+      entry.pod = await startVnfPod(cluster, vnf, cluster.place(vnf).pod, cgroupTop);
+    }
+    const [routerPod, testerPod] = deployed.map((d) => d.pod!);
 
-    await sender.waitUntil('packets sent', (output) => parseTestpmdOutput(output).stats.some((s) => s.port === 0 && s.txPps > 0));
-    await receiver.waitUntil('routed packets received', (output) => parseTestpmdOutput(output).stats.some((s) => s.port === 0 && s.rxPps > 0));
+    // The tester first: testpmd waits for its link before it sends the first burst, and l3fwd
+    // would wait up to 9 s for a link without a client.
+    const testpmd = testerPod!.start(VNF_CONTAINER);
+    await testpmd.waitFor('the link check', /Checking link statuses/);
+    const l3fwd = routerPod!.start(VNF_CONTAINER);
+    await l3fwd.waitFor('the main loop', /entering main loop on lcore/);
+    await testpmd.waitFor('routed packets received', (output) => parseTestpmdOutput(output).stats.some((s) => s.port === 0 && s.rxPps > 0));
     expect(l3fwd.output).toContain('Port 0 modified Rx offloads based on hardware support');
     expect(await l3fwd.isRunning()).toBe(true);
   });

@@ -1,7 +1,9 @@
 /**
- * The cgroup limits the node agent puts on a VNF, reduced to what the data-plane tests need: a
- * cpuset with the VNF's CPUs and a hugetlb limit (fault and reservation) at its allocation. Works
- * on cgroup v2 and v1 and on hybrid hosts, where hugetlb may be on v2 and cpuset on v1.
+ * The cgroup limits the node agent puts on a VNF, reduced to what the benchmark's namespace
+ * sandbox needs (vnf-isolation.ts): a cpuset with the VNF's CPUs and a hugetlb limit (fault and
+ * reservation) at its allocation. Works on cgroup v2 and v1 and on hybrid hosts, where hugetlb
+ * may be on v2 and cpuset on v1. {@link findCgroupController} also tells the tests whether the
+ * machine has a hugetlb controller at all.
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { posix } from 'node:path';

@@ -1,57 +1,25 @@
 /**
- * A VNF's isolation as the node agent prepares it on the host and as its pod sees it: a hugetlbfs
- * mount with size= at the allocation, a cpuset and hugetlb cgroup, files listing only the VNF's
- * CPUs for /sys/devices/system/cpu/{online,present,possible}, an empty directory for each foreign
- * /sys/devices/system/cpu/cpuN, and a PCI devices directory holding only the VNF's devices.
+ * A stand-in for the node agent's preparation, kept for bench:dataplane only: its "isolated"
+ * environment runs testpmd in a namespace sandbox (sandbox.ts), which needs the isolation at host
+ * paths rather than as a pod's volumes, and its "host" baseline needs a hugetlbfs mount without
+ * any isolation. The data-plane tests use the agent's own prepare() instead (one-node-cluster.ts).
  *
- * The PCI devices are fake (a sysfs-shaped tree under the test's directory, bound to a fake
- * vfio-pci): the tests never touch the machine's real PCI devices, and the kernel here has no
- * VFIO anyway. EAL scans them as it scans real ones.
+ * It builds what the agent builds: a hugetlbfs mount with size= at the allocation, a cpuset and
+ * hugetlb cgroup, files listing only the VNF's CPUs for /sys/devices/system/cpu/{online,present,
+ * possible}, an empty directory for each foreign /sys/devices/system/cpu/cpuN, and a PCI devices
+ * directory holding only the VNF's devices (of a fake bus: never the machine's own).
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
 import { formatCpuList, parseCpuList } from '../../../src/api/cpu-list.js';
+import type { FakePciBus } from './fake-pci-bus.js';
 import { VnfCgroups } from './vnf-cgroups.js';
 
+export { FakePciBus } from './fake-pci-bus.js';
+
 const execFileAsync = promisify(execFile);
-
-/** Vendor and device of the fake NICs: an Intel X710, which Debian's net_i40e PMD claims. */
-const FAKE_NIC = { vendor: '0x8086', device: '0x1572' };
-
-/** A fake PCI bus with a few NICs bound to vfio-pci, under `root`. */
-export class FakePciBus {
-  readonly devicesDir: string;
-
-  constructor(
-    readonly root: string,
-    readonly addresses: readonly string[],
-  ) {
-    const driver = posix.join(root, 'bus/pci/drivers/vfio-pci');
-    mkdirSync(driver, { recursive: true });
-    this.devicesDir = posix.join(root, 'devices/pci0000:81');
-    for (const address of addresses) {
-      const dir = this.devicePath(address);
-      mkdirSync(dir, { recursive: true });
-      const files: Record<string, string> = {
-        vendor: FAKE_NIC.vendor,
-        device: FAKE_NIC.device,
-        subsystem_vendor: FAKE_NIC.vendor,
-        subsystem_device: '0x0000',
-        class: '0x020000',
-        numa_node: '0',
-        resource: '0x0000000000000000 0x0000000000000000 0x0000000000000000\n'.repeat(7),
-      };
-      for (const [file, value] of Object.entries(files)) writeFileSync(posix.join(dir, file), `${value.trimEnd()}\n`);
-      symlinkSync(driver, posix.join(dir, 'driver'));
-    }
-  }
-
-  devicePath(address: string): string {
-    return posix.join(this.devicesDir, address);
-  }
-}
 
 /** What one VNF is given. */
 export interface VnfAllocation {
@@ -88,7 +56,7 @@ export class VnfIsolation {
   /**
    * Prepares the VNF under `root` (a fresh directory), as the agent would.
    *
-   * @param options.cgroups false when a container engine makes the VNF's cgroups (default true).
+   * @param options.cgroups false for no cgroups: the benchmark's host baseline (default true).
    */
   static async prepare(root: string, allocation: VnfAllocation, bus: FakePciBus, options: { cgroups?: boolean } = {}): Promise<VnfIsolation> {
     const nodeCpus = parseCpuList(readFileSync('/sys/devices/system/cpu/present', 'utf8').trim());
