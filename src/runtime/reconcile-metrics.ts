@@ -1,10 +1,5 @@
+import { Histogram } from '../metrics/histogram.js';
 import type { ReconcileOutcome } from './errors.js';
-
-/**
- * Upper bounds (seconds) of the reconcile duration histogram: Prometheus' defaults stretched to a
- * minute, since a reconcile that talks to the API server several times can take seconds.
- */
-export const reconcileDurationBuckets: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** Counters of one controller, plain numbers for a metrics exporter to read. */
 export interface ControllerMetricsSnapshot {
@@ -26,19 +21,16 @@ export interface ControllerMetricsSnapshot {
 /** Live counters behind {@link ControllerMetricsSnapshot}. */
 export class ReconcileMetrics {
   private readonly totals: Record<ReconcileOutcome, number> = { success: 0, requeueAfter: 0, waiting: 0, stalled: 0, error: 0 };
-  private readonly bucketCounts = reconcileDurationBuckets.map(() => 0);
-  private durationSum = 0;
-  private durationCount = 0;
+  // Prometheus' default bounds stretched to a minute: a reconcile that talks to the API server
+  // several times can take seconds.
+  private readonly durations = new Histogram();
   private errors = 0;
 
   /** Counts one finished reconcile. */
   record(outcome: ReconcileOutcome, durationSeconds: number): void {
     this.totals[outcome]++;
     if (outcome === 'error' || outcome === 'stalled') this.errors++;
-    this.durationSum += durationSeconds;
-    this.durationCount++;
-    const bucket = reconcileDurationBuckets.findIndex((le) => durationSeconds <= le);
-    if (bucket >= 0) this.bucketCounts[bucket] = (this.bucketCounts[bucket] ?? 0) + 1;
+    this.durations.observe(durationSeconds);
   }
 
   /** The counters now; queue figures are filled in by the caller. */
@@ -46,16 +38,12 @@ export class ReconcileMetrics {
     controller: string,
     queue: Pick<ControllerMetricsSnapshot, 'queueDepth' | 'queueDelayed' | 'activeWorkers'>,
   ): ControllerMetricsSnapshot {
-    let cumulative = 0;
-    const buckets = reconcileDurationBuckets.map((le, i) => {
-      cumulative += this.bucketCounts[i] ?? 0;
-      return { le, count: cumulative };
-    });
+    const { buckets, sum, count } = this.durations.sample();
     return {
       controller,
       reconcileTotal: { ...this.totals },
       reconcileErrorsTotal: this.errors,
-      reconcileDurationSeconds: { buckets, sum: this.durationSum, count: this.durationCount },
+      reconcileDurationSeconds: { buckets: [...buckets], sum, count },
       ...queue,
     };
   }
