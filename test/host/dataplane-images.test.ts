@@ -10,10 +10,9 @@ import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
 import type { VirtualNetworkFunction } from '../../src/api/virtual-network-function.js';
 import { lockHugepages, TempTree } from './helpers/host-fixtures.js';
-import { removeTestContainers } from './dataplane/docker-container.js';
 import { FakePciBus } from './dataplane/fake-pci-bus.js';
 import { buildImages, IMAGES, type ImageName } from './dataplane/images.js';
-import { removeKubeletCgroups, type KubeletPod } from './dataplane/kubelet-pod.js';
+import { tearDownDataplane, type KubeletPod } from './dataplane/kubelet-pod.js';
 import { OneNodeCluster } from './dataplane/one-node-cluster.js';
 import { DOCKER, describeDataplane, missingPrerequisites } from './dataplane/prerequisites.js';
 import { parseTestpmdOutput } from './dataplane/testpmd-output.js';
@@ -51,12 +50,8 @@ describeDataplane('the images', missing, () => {
     try {
       for (const { pod } of deployed) await pod?.delete();
       for (const { vnf } of deployed.reverse()) await cluster?.delete(vnf);
-      await removeTestContainers();
-      removeKubeletCgroups(cgroupTop);
-      await cluster?.stop();
-      await tree?.cleanup();
     } finally {
-      unlock?.();
+      await tearDownDataplane({ cgroupTop, cluster, tree, unlock });
     }
   });
 

@@ -24,10 +24,10 @@ import type { VirtualNetworkFunction } from '../../src/api/virtual-network-funct
 import { PodCgroupMissingError } from '../../node-agent/host/pod-cgroups.js';
 import type { VnfHostPlan } from '../../node-agent/validate.js';
 import { lockHugepages, mountPointsUnder, TempTree } from './helpers/host-fixtures.js';
-import { removeTestContainers, testContainers, type DockerContainer } from './dataplane/docker-container.js';
+import { testContainers, type DockerContainer } from './dataplane/docker-container.js';
 import { FakePciBus } from './dataplane/fake-pci-bus.js';
 import { buildImages, IMAGES } from './dataplane/images.js';
-import { kubeletCgroupsLeft, removeKubeletCgroups, type KubeletPod } from './dataplane/kubelet-pod.js';
+import { kubeletCgroupsLeft, tearDownDataplane, type KubeletPod } from './dataplane/kubelet-pod.js';
 import { OneNodeCluster } from './dataplane/one-node-cluster.js';
 import { podContainer } from './dataplane/pod-to-docker.js';
 import { describeDataplane, missingPrerequisites } from './dataplane/prerequisites.js';
@@ -72,14 +72,7 @@ describeDataplane('an l2fwd VNF placed by the controller, prepared by the node a
   });
 
   afterAll(async () => {
-    try {
-      await removeTestContainers();
-      removeKubeletCgroups(cgroupTop);
-      await cluster?.stop();
-      await tree?.cleanup();
-    } finally {
-      unlock?.();
-    }
+    await tearDownDataplane({ cgroupTop, cluster, tree, unlock });
   });
 
   /**

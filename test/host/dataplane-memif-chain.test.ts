@@ -21,10 +21,10 @@ import { memifLinkDir } from '../../src/api/host-paths.js';
 import type { VirtualNetworkFunction } from '../../src/api/virtual-network-function.js';
 import { findCondition } from '../../src/runtime/conditions.js';
 import { lockHugepages, mountPointsUnder, TempTree } from './helpers/host-fixtures.js';
-import { removeTestContainers, testContainers, type DockerContainer } from './dataplane/docker-container.js';
+import { testContainers, type DockerContainer } from './dataplane/docker-container.js';
 import { FakePciBus } from './dataplane/fake-pci-bus.js';
 import { buildImages, IMAGES } from './dataplane/images.js';
-import { kubeletCgroupsLeft, removeKubeletCgroups, type KubeletPod } from './dataplane/kubelet-pod.js';
+import { kubeletCgroupsLeft, tearDownDataplane, type KubeletPod } from './dataplane/kubelet-pod.js';
 import { OneNodeCluster, type VnfSpecInput } from './dataplane/one-node-cluster.js';
 import { podContainer, type ExtraBindMount } from './dataplane/pod-to-docker.js';
 import { describeDataplane, missingPrerequisites } from './dataplane/prerequisites.js';
@@ -81,14 +81,7 @@ describeDataplane('a chain of two VNFs linked by net_memif in spec.links', missi
   });
 
   afterAll(async () => {
-    try {
-      await removeTestContainers();
-      removeKubeletCgroups(cgroupTop);
-      await cluster?.stop();
-      await tree?.cleanup();
-    } finally {
-      unlock?.();
-    }
+    await tearDownDataplane({ cgroupTop, cluster, tree, unlock });
   });
 
   /** An l2fwd VNF with one memif link to `peer`; `args` is spec.args as a user writes it. */

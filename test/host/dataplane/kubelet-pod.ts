@@ -158,3 +158,24 @@ function withEnv(pod: V1Pod, name: string, env: Record<string, string>): V1Pod {
   container.env = (container.env ?? []).map((e) => (e.name in env ? { name: e.name, value: env[e.name]! } : e));
   return copy;
 }
+
+/**
+ * The end of every data-plane test file, in reverse order of its set-up and whatever failed:
+ * the test containers, the kubelet-style cgroups under `cgroupTop`, the one-node cluster, the temp
+ * tree, then the hugepage lock.
+ */
+export async function tearDownDataplane(bed: {
+  cgroupTop: string;
+  cluster?: { stop(): Promise<void> };
+  tree?: { cleanup(): unknown };
+  unlock?: () => void;
+}): Promise<void> {
+  try {
+    await removeTestContainers();
+    removeKubeletCgroups(bed.cgroupTop);
+    await bed.cluster?.stop();
+    await bed.tree?.cleanup();
+  } finally {
+    bed.unlock?.();
+  }
+}
