@@ -72,6 +72,26 @@ export interface NfvFixture {
   close(): Promise<void>;
 }
 
+/** Waits until the VNF `name`, read with `get`, has condition `type` with `status` (and `reason`, if given). */
+export function waitForVnfCondition(
+  get: (name: string) => Promise<VirtualNetworkFunction>,
+  name: string,
+  type: string,
+  status: string,
+  reason?: string,
+  timeoutMs = 60_000,
+): Promise<VirtualNetworkFunction> {
+  return waitUntil(
+    `VNF ${name} ${type}=${status}${reason ? ` (${reason})` : ''}`,
+    async () => {
+      const vnf = await get(name);
+      const condition = findCondition(vnf.status?.conditions, type);
+      return condition?.status === status && (!reason || condition.reason === reason) ? vnf : undefined;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+}
+
 /** Sets up a suite; `operator: false` leaves starting operators to the test. */
 export async function startNfvFixture(
   suite: string,
@@ -131,16 +151,7 @@ export async function startNfvFixture(
     }),
     create: (vnf) => client.create(resources.vnfs, vnf),
     get,
-    waitForCondition: (name, type, status, reason, timeoutMs = 60_000) =>
-      waitUntil(
-        `VNF ${name} ${type}=${status}${reason ? ` (${reason})` : ''}`,
-        async () => {
-          const vnf = await get(name);
-          const condition = findCondition(vnf.status?.conditions, type);
-          return condition?.status === status && (!reason || condition.reason === reason) ? vnf : undefined;
-        },
-        { timeoutMs, intervalMs: 100 },
-      ),
+    waitForCondition: (name, type, status, reason, timeoutMs) => waitForVnfCondition(get, name, type, status, reason, timeoutMs),
     deleteAndWait: async (name) => {
       await client.delete(resources.vnfs, name, { namespace: ns.name });
       await waitUntil(`VNF ${name} to be gone`, async () => (await client.get(resources.vnfs, name, { namespace: ns.name }).then(() => false, () => true)));

@@ -31,7 +31,7 @@ import type { HostRoots } from '../../node-agent/host/node-host.js';
 import type { NicPoolRule } from '../../node-agent/discover/pci-nics.js';
 import { FakePciKernel, type FakePciDevice } from '../host/helpers/fake-pci-kernel.js';
 import { buildFakeMachine } from '../host/helpers/fake-sysfs.js';
-import { execFileAsync, TempTree } from '../host/helpers/host-fixtures.js';
+import { execFileAsync, hierarchiesOf, TempTree, type CgroupHierarchy } from '../host/helpers/host-fixtures.js';
 
 const REPO_ROOT = posix.resolve(posix.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -169,7 +169,7 @@ export class PlayedKubelet {
   private readonly shared: string[] = [];
   private held = false;
   private layout!: CgroupLayout;
-  private hierarchies: { path: string; version: 1 | 2; controllers: CgroupController[] }[] = [];
+  private hierarchies: CgroupHierarchy[] = [];
 
   /**
    * @param onPodGone called when a pod bound here is deleted from the API server, after its
@@ -196,15 +196,7 @@ export class PlayedKubelet {
   /** Detects the hierarchies, makes kubelet's own directories and starts following pods. */
   async start(cgroupRoot = '/sys/fs/cgroup'): Promise<void> {
     this.layout = await detectCgroupLayout(cgroupRoot);
-    const byPath = new Map<string, { path: string; version: 1 | 2; controllers: CgroupController[] }>();
-    for (const controller of ['cpuset', 'devices', 'hugetlb'] as const) {
-      const hierarchy = this.layout[controller];
-      if (!hierarchy) continue;
-      const entry = byPath.get(hierarchy.path) ?? { path: hierarchy.path, version: hierarchy.version, controllers: [] };
-      entry.controllers.push(controller);
-      byPath.set(hierarchy.path, entry);
-    }
-    this.hierarchies = [...byPath.values()];
+    this.hierarchies = hierarchiesOf(this.layout);
     for (const hierarchy of this.hierarchies) {
       let dir = hierarchy.path;
       for (const part of [this.top, 'kubepods', 'burstable']) {

@@ -34,7 +34,7 @@ import { lockHugepages, mountPointsUnder, restoreUnifiedSubtreeControl, unifiedS
 import { createTestNamespace, e2eCluster, e2eKubeConfig, type TestNamespace } from '../cluster/e2e-env.js';
 import { installCrds } from '../cluster/install-crds.js';
 import { createKwokNode, deleteKwokNodes, waitForNodesReady } from '../cluster/kwok-nodes.js';
-import { startOperator, SUITE_LABEL, testLogger, type OperatorReplica } from '../cluster/nfv-fixture.js';
+import { startOperator, SUITE_LABEL, testLogger, waitForVnfCondition, type OperatorReplica } from '../cluster/nfv-fixture.js';
 import {
   AgentProcess,
   NfvHostTree,
@@ -202,16 +202,8 @@ function vnfManifest(name: string): VirtualNetworkFunction {
   };
 }
 
-async function waitForCondition(name: string, type: string, status: string, reason?: string, timeoutMs = 60_000): Promise<VirtualNetworkFunction> {
-  return waitUntil(
-    `VNF ${name} ${type}=${status}${reason ? ` (${reason})` : ''}`,
-    async () => {
-      const vnf = await getVnf(name);
-      const condition = findCondition(vnf.status?.conditions, type);
-      return condition?.status === status && (!reason || condition.reason === reason) ? vnf : undefined;
-    },
-    { timeoutMs, intervalMs: 100 },
-  );
+function waitForCondition(name: string, type: string, status: string, reason?: string, timeoutMs?: number): Promise<VirtualNetworkFunction> {
+  return waitForVnfCondition(getVnf, name, type, status, reason, timeoutMs);
 }
 
 async function waitGone(what: string, get: () => Promise<unknown>, timeoutMs = 60_000): Promise<void> {

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { mountsUnder, parseMountInfo } from '../../../node-agent/host/mounts.js';
 import { BASELINE_DEVICE_RULES, formatDeviceRule } from '../../../node-agent/host/device-rules.js';
-import { detectCgroupLayout, type CgroupLayout } from '../../../node-agent/host/cgroup-layout.js';
+import { detectCgroupLayout, type CgroupController, type CgroupLayout } from '../../../node-agent/host/cgroup-layout.js';
 
 export const execFileAsync = promisify(execFile);
 export const HELPERS = posix.dirname(fileURLToPath(import.meta.url));
@@ -160,16 +160,8 @@ export class FakeKubeletPod {
   }
 
   /** Hierarchies (by path) the agent will use. */
-  hierarchies(): { path: string; version: 1 | 2; controllers: string[] }[] {
-    const byPath = new Map<string, { path: string; version: 1 | 2; controllers: string[] }>();
-    for (const controller of ['cpuset', 'devices', 'hugetlb'] as const) {
-      const hierarchy = this.layout[controller];
-      if (!hierarchy) continue;
-      const entry = byPath.get(hierarchy.path) ?? { path: hierarchy.path, version: hierarchy.version, controllers: [] };
-      entry.controllers.push(controller);
-      byPath.set(hierarchy.path, entry);
-    }
-    return [...byPath.values()];
+  hierarchies(): CgroupHierarchy[] {
+    return hierarchiesOf(this.layout);
   }
 
   private build(): void {
@@ -280,4 +272,24 @@ export async function makeVfioNodes(dev: string, groups: readonly number[]): Pro
   mkdirSync(posix.join(dev, 'vfio'), { recursive: true });
   await execFileAsync('mknod', [posix.join(dev, 'vfio/vfio'), 'c', '10', '196']);
   for (const group of groups) await execFileAsync('mknod', [posix.join(dev, `vfio/${group}`), 'c', '242', String(group)]);
+}
+
+/** A cgroup hierarchy (mount) and the controllers the agent uses from it. */
+export interface CgroupHierarchy {
+  path: string;
+  version: 1 | 2;
+  controllers: CgroupController[];
+}
+
+/** The hierarchies of `layout` that hold cpuset, devices or hugetlb, one entry per mount. */
+export function hierarchiesOf(layout: CgroupLayout): CgroupHierarchy[] {
+  const byPath = new Map<string, CgroupHierarchy>();
+  for (const controller of ['cpuset', 'devices', 'hugetlb'] as const) {
+    const hierarchy = layout[controller];
+    if (!hierarchy) continue;
+    const entry = byPath.get(hierarchy.path) ?? { path: hierarchy.path, version: hierarchy.version, controllers: [] };
+    entry.controllers.push(controller);
+    byPath.set(hierarchy.path, entry);
+  }
+  return [...byPath.values()];
 }
