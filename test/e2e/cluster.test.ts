@@ -62,13 +62,21 @@ function isReady(pod: V1Pod): boolean {
 }
 
 /** Creates the Deployment and returns its pod once scheduled onto our node and Running/Ready. */
-async function runDeployment(name: string): Promise<V1Pod> {
+async function runDeployment(name: string, timeoutMs = 60_000): Promise<V1Pod> {
   await apps.createNamespacedDeployment({ namespace: ns.name, body: deployment(name) });
-  return waitUntil(
-    `a Running pod of deployment ${ns.name}/${name} on node ${nodeName}`,
-    async () => (await podsOf(name)).find((pod) => pod.spec?.nodeName === nodeName && isReady(pod)),
-    { timeoutMs: 60_000, intervalMs: 200 },
-  );
+  try {
+    return await waitUntil(
+      `a Running pod of deployment ${ns.name}/${name} on node ${nodeName}`,
+      async () => (await podsOf(name)).find((pod) => pod.spec?.nodeName === nodeName && isReady(pod)),
+      { timeoutMs, intervalMs: 200 },
+    );
+  } catch (error) {
+    // Name the component that stalled: no ReplicaSet is the controller-manager, an unbound pod
+    // the scheduler, a bound pod that never runs KWOK.
+    const replicaSets = await apps.listNamespacedReplicaSet({ namespace: ns.name, labelSelector: `app=${name}` });
+    const pods = (await podsOf(name)).map((pod) => `${pod.metadata?.name} node=${pod.spec?.nodeName ?? '-'} phase=${pod.status?.phase} ready=${isReady(pod)}`);
+    throw new Error(`${(error as Error).message}; ReplicaSets: ${replicaSets.items.length}; pods: ${pods.join(', ') || 'none'}`, { cause: error });
+  }
 }
 
 describe('the local e2e cluster', () => {
@@ -116,8 +124,10 @@ describe('the local e2e cluster', () => {
     await restartE2eApiServer();
     const version = await kc.makeApiClient(VersionApi).getCode();
     expect(version.gitVersion).toBe(e2eCluster().kubernetesVersion);
-    // Controller-manager, scheduler and KWOK must all have reconnected for this pod to run.
-    const pod = await runDeployment('after-restart');
+    // Controller-manager, scheduler and KWOK must all have reconnected for this pod to run. Their
+    // watches come back with client-go's backoff; on a loaded 2-core machine that once took
+    // longer than a minute, so this one waits up to two.
+    const pod = await runDeployment('after-restart', 120_000);
     expect(pod.spec?.nodeName).toBe(nodeName);
-  }, TIMEOUT_MS);
+  }, TIMEOUT_MS + 60_000);
 });
