@@ -28,9 +28,10 @@ declare -A IMAGE_TAGS=(
   [l3fwd]=nfv-operator/l3fwd:22.11
   [operator]=nfv-operator/operator:dev
   [node-agent]=nfv-operator/node-agent:dev
+  [pause]=nfv-operator/pause:local
 )
 # Build order: the VNF images start FROM dpdk-base.
-ALL_IMAGES=(dpdk-base l2fwd l3fwd operator node-agent)
+ALL_IMAGES=(dpdk-base l2fwd l3fwd operator node-agent pause)
 
 if [ "${1:-}" = "--print" ]; then
   echo "base=$BASE_IMAGE"
@@ -180,8 +181,17 @@ stage_with_patches() { # context name
   cp -r "$root/patches" "$1/patches"
 }
 
+# The sandbox ("pause") image of the real node's containerd (test/cluster/real-node.ts): the
+# registry's registry.k8s.io/pause is unreachable, and the base image's shell can hold a pod's
+# namespaces as well. PID 1 ignores SIGTERM unless it traps it, so the trap makes stops quick.
+stage_pause() { # context
+  rm -rf "$1" && mkdir -p "$1"
+  printf 'FROM %s\nCMD ["/bin/sh", "-c", "trap \x27exit 0\x27 TERM INT; sleep infinity & wait"]\n' "$BASE_IMAGE" >"$1/Dockerfile"
+}
+
 for name in "${requested[@]}"; do
   case $name in
+    pause) stage_pause "$CACHE/image-context/pause" && build pause "$CACHE/image-context/pause" ;;
     dpdk-base | l3fwd) stage_with_patches "$CACHE/image-context/$name" "$name" && build "$name" "$CACHE/image-context/$name" ;;
     operator | node-agent) stage_node_app "$CACHE/image-context/$name" "$name" && build "$name" "$CACHE/image-context/$name" ;;
     *) build "$name" "$root/images/$name" ;;

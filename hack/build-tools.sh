@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds, once per version, the binaries of the local cluster and of the chart checks from the Go
-# module proxy (no container registry is reachable), into $NFV_CACHE/bin/<tool>-<version>/.
+# Builds, once per version, the binaries of the local cluster, of its real node (kubelet, containerd,
+# crictl) and of the chart checks from the Go module proxy (no container registry is reachable),
+# into $NFV_CACHE/bin/<tool>-<version>/.
 # Safe to run concurrently (flock) and a no-op when everything is cached.
 #
 #   hack/build-tools.sh            build what is missing
@@ -19,10 +20,12 @@ etcd_dir=$BIN/etcd-$ETCD_VERSION
 kwok_dir=$BIN/kwok-$KWOK_VERSION
 helm_dir=$BIN/helm-$HELM_VERSION
 kubeconform_dir=$BIN/kubeconform-$KUBECONFORM_VERSION
+containerd_dir=$BIN/containerd-$CONTAINERD_VERSION
+crictl_dir=$BIN/crictl-$CRICTL_VERSION
 
 if [ "${1:-}" = "--print" ]; then
-  printf 'kubernetes=%s\netcd=%s\nkwok=%s\nhelm=%s\nkubeconform=%s\n' \
-    "$k8s_dir" "$etcd_dir" "$kwok_dir" "$helm_dir" "$kubeconform_dir"
+  printf 'kubernetes=%s\netcd=%s\nkwok=%s\nhelm=%s\nkubeconform=%s\ncontainerd=%s\ncrictl=%s\n' \
+    "$k8s_dir" "$etcd_dir" "$kwok_dir" "$helm_dir" "$kubeconform_dir" "$containerd_dir" "$crictl_dir"
   exit 0
 fi
 
@@ -36,7 +39,7 @@ log() { printf '[build-tools] %s\n' "$*" >&2; }
 # (k8s.io/api, apimachinery, client-go, ...) at ./staging. The wrapper replaces each with the
 # published v0.<minor>.<patch> that the same release tagged.
 build_kubernetes() {
-  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
   local missing=0 c
   for c in "${cmds[@]}"; do [ -x "$k8s_dir/$c" ] || missing=1; done
   [ $missing = 1 ] || return 0
@@ -115,7 +118,23 @@ go_install() { # dir binary package version
   rm -rf "$1" && mv "$1.tmp" "$1"
 }
 
+# containerd's daemon, its runc shim and ctr (for importing images), from the v2 main module, which
+# has no replace directives. The btrfs snapshotter needs cgo and drops out with CGO_ENABLED=0.
+build_containerd() {
+  local cmds=(containerd containerd-shim-runc-v2 ctr) c pkgs=()
+  local missing=0
+  for c in "${cmds[@]}"; do [ -x "$containerd_dir/$c" ] || missing=1; done
+  [ $missing = 1 ] || return 0
+  for c in "${cmds[@]}"; do pkgs+=("github.com/containerd/containerd/v2/cmd/$c@$CONTAINERD_VERSION"); done
+  log "go install containerd $CONTAINERD_VERSION (${cmds[*]})"
+  GOBIN="$containerd_dir.tmp" go install -trimpath \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" "${pkgs[@]}"
+  rm -rf "$containerd_dir" && mv "$containerd_dir.tmp" "$containerd_dir"
+}
+
 build_etcd
+build_containerd
+go_install "$crictl_dir" crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
 go_install "$kwok_dir" kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 go_install "$kubeconform_dir" kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 go_install "$helm_dir" helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"

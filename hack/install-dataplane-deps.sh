@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the data-plane tests, the image builds and the benchmark need (Debian's DPDK 22.11,
-# Docker's engine, debootstrap, iproute2, util-linux) and starts dockerd in the background when no
-# engine answers. Idempotent: a second run installs nothing and leaves a running engine alone.
+# Installs what the data-plane tests, the image builds, the real node and the benchmark need
+# (Debian's DPDK 22.11, Docker's engine, runc, CNI plugins, debootstrap, iproute2, util-linux) and
+# starts dockerd in the background when no engine answers. Idempotent: a second run installs nothing and leaves a running engine alone.
 #
 #   hack/install-dataplane-deps.sh             install and start dockerd
 #   hack/install-dataplane-deps.sh --no-docker install only, start nothing
@@ -23,6 +23,8 @@ packages=(
   dpdk            # dpdk-testpmd and the net_null/net_ring/net_memif PMDs
   dpdk-dev        # headers and pkg-config for VNFs built against DPDK
   docker.io       # Debian's engine: dockerd, containerd, runc
+  runc            # the OCI runtime of the real node's own containerd (test/cluster/real-node.ts)
+  containernetworking-plugins # bridge, host-local, loopback: the real node's pod network
   debootstrap     # the base image's rootfs (no container registry is reachable)
   iproute2        # ip netns for the memif chain
   util-linux      # unshare, nsenter, mount, flock

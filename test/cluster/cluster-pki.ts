@@ -78,6 +78,15 @@ export async function generateClusterPki(dir: string, opts: PkiOptions): Promise
   return { dir, ca, apiServer, admin, controllerManager, scheduler, serviceAccountKeyFile, serviceAccountPublicKeyFile };
 }
 
+/**
+ * Issues one more client certificate from the CA of a PKI that `generateClusterPki` wrote into
+ * `dir`, e.g. a kubelet's `/O=system:nodes/CN=system:node:<name>`; valid for 30 days.
+ */
+export async function issueClientCertificate(dir: string, name: string, subject: string): Promise<CertKeyPair> {
+  const ca = { certFile: path.join(dir, 'ca.crt'), keyFile: path.join(dir, 'ca.key') };
+  return issue(dir, path.join(dir, 'openssl.cnf'), '30', name, subject, 'client', ca);
+}
+
 /** Creates a key and a certificate signed by `ca` (self-signed when `ca` is undefined). */
 async function issue(
   dir: string,
@@ -86,7 +95,7 @@ async function issue(
   name: string,
   subject: string,
   extensions: string,
-  ca: CertKeyPair | undefined,
+  ca: Pick<CertKeyPair, 'certFile' | 'keyFile'> | undefined,
 ): Promise<CertKeyPair> {
   const certFile = path.join(dir, `${name}.crt`);
   const keyFile = path.join(dir, `${name}.key`);

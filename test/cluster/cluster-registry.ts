@@ -49,7 +49,8 @@ export function processStartTime(pid: number): string | null {
   }
 }
 
-function isAlive(pid: number, startTime: string | null): boolean {
+/** True while `pid` runs and (when known) still has `startTime`, i.e. it is not a recycled pid. */
+export function isAlive(pid: number, startTime: string | null): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -58,7 +59,8 @@ function isAlive(pid: number, startTime: string | null): boolean {
   return startTime === null || processStartTime(pid) === startTime;
 }
 
-function commandLine(pid: number): string {
+/** The command line of `pid`, arguments joined by spaces; empty when it is gone. */
+export function commandLine(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
   } catch {
