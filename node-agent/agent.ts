@@ -13,6 +13,8 @@ import { KubeClient } from '../src/runtime/kube-client.js';
 import { coreResources, type KubeObject, type ResourceRef } from '../src/runtime/kube-object.js';
 import { Manager, type ManagerExitReason, type SignalSource } from '../src/runtime/manager.js';
 import { ChangeMonitor, KERNEL_CHANGE_FEEDS } from './change-monitor.js';
+import { DevicePlugins } from './device-plugin/device-plugins.js';
+import { pluginDevicesOf } from './device-plugin/plugin-devices.js';
 import { discoverCpus } from './discover/cpu-topology.js';
 import type { NicPoolRule } from './discover/pci-nics.js';
 import { createNodeHost, type HostRoots, type NodeHost, type NodeHostOptions } from './host/node-host.js';
@@ -57,12 +59,21 @@ export interface NodeAgentOptions {
   signalSource?: SignalSource;
   /** Records prepare and teardown durations and failures. Default: a fresh one, see {@link NodeAgent.metrics}. */
   metrics?: AgentMetrics;
+  /**
+   * kubelet's device-plugin directory, where the agent serves one plugin per VFIO group and uio
+   * device and registers them through `kubelet.sock`. Default `/var/lib/kubelet/device-plugins`;
+   * `false` serves none (no kubelet on this node).
+   */
+  devicePluginDir?: string | false;
+  /** How often the device plugins check kubelet.sock and the device nodes, in ms. Default 2000. */
+  devicePluginCheckMs?: number;
 }
 
 /**
  * The node agent: one per NFV node. It publishes the node's NfvNode (inventory, hugepage pool
- * reservations, Ready), reserves hugepages for the HugepagePools, and prepares and tears down the
- * VNFs placed on the node, reporting NodePrepared on each. Everything it does to the host goes
+ * reservations, Ready), reserves hugepages for the HugepagePools, prepares and tears down the
+ * VNFs placed on the node, reporting NodePrepared on each, and offers their VFIO groups and uio
+ * devices to kubelet as device plugins. Everything it does to the host goes
  * through the journal under the state root, so a restarted agent picks up where it stopped.
  *
  * @example
@@ -85,6 +96,8 @@ export class NodeAgent {
   private readonly vnfController: Controller;
   private readonly nodeController: Controller;
   private readonly monitor?: ChangeMonitor;
+  /** The kubelet device plugins of this node's devices; undefined when turned off. */
+  readonly devicePlugins?: DevicePlugins;
   private readonly informers: {
     vnfs: Informer<VirtualNetworkFunction>;
     pods: Informer<V1Pod & KubeObject>;
@@ -135,7 +148,10 @@ export class NodeAgent {
         getNode: () => nodes.getByName(node),
         getNfvNode: () => nfvNodes.getByName(node),
         listPools: () => pools.list(),
-        onInventory: (inventory) => (this.inventory = inventory),
+        onInventory: (inventory) => {
+          this.inventory = inventory;
+          this.devicePlugins?.setDevices(pluginDevicesOf(inventory.nics));
+        },
         recheckMs: options.inventoryRecheckMs ?? 60_000,
       }),
     })
@@ -158,12 +174,26 @@ export class NodeAgent {
         client: this.client,
         clock,
         hostFacts: () => this.hostFacts(),
-        onHostChanged: () => this.nodeController.enqueue(node),
+        onHostChanged: () => {
+          this.nodeController.enqueue(node);
+          // A bound or released driver made or removed device nodes: tell kubelet now.
+          this.devicePlugins?.refresh();
+        },
         metrics: this.metrics,
       }),
     })
       .for(vnfs)
       .watches(pods, ({ object }) => vnfKeyOfPod(object));
+
+    if (options.devicePluginDir !== false) {
+      this.devicePlugins = new DevicePlugins({
+        ...(options.devicePluginDir ? { pluginDir: options.devicePluginDir } : {}),
+        nodes: this.host.deviceNodes,
+        logger,
+        clock,
+        ...(options.devicePluginCheckMs ? { checkIntervalMs: options.devicePluginCheckMs } : {}),
+      });
+    }
 
     const feeds = options.changeFeeds ?? KERNEL_CHANGE_FEEDS;
     if (feeds.length > 0) this.monitor = new ChangeMonitor({ commands: feeds, logger, onChange: () => this.nodeController.enqueue(node) });
@@ -188,6 +218,7 @@ export class NodeAgent {
     this.nodeController.enqueue(this.nodeName);
     this.running = this.manager.run();
     this.monitor?.start();
+    this.devicePlugins?.start();
   }
 
   /** Resolves when the agent has stopped, with the reason. */
@@ -199,6 +230,7 @@ export class NodeAgent {
   /** Stops gracefully: reconciles in flight finish, host state stays as the journal records it. */
   async stop(): Promise<void> {
     this.monitor?.stop();
+    await this.devicePlugins?.stop();
     if (this.running) await this.manager.stop();
     if (this.ownsClient) this.client.close();
   }

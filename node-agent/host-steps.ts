@@ -149,7 +149,6 @@ export function hostStep(name: string, plan: VnfHostPlan, host: NodeHost, contex
               mems: [plan.numaNode],
               pageSize: plan.pageSize,
               hugepageBytes: plan.hugepageBytes,
-              vfioGroups: [...new Set(plan.devices.filter((d) => d.driver === 'vfio-pci').map((d) => d.iommuGroup))],
             });
             return { ...applied } as StepData;
           }),

@@ -12,14 +12,18 @@
  *                         privileged containers, so in a pod the agent mounts in the host's namespace)
  *   NFV_NIC_POOLS         JSON list of NIC pool rules: [{"pool":"fast","vendor":"8086","deviceId":"159b"}]
  *   NFV_AGENT_VERSION     reported in NfvNode.status.agentVersion
+ *   NFV_DEVICE_PLUGIN_DIR kubelet's device-plugin directory, where its kubelet.sock is (default
+ *                         /var/lib/kubelet/device-plugins, which kubelet v1.37 fixes whatever its
+ *                         --root-dir); `none` serves no device plugins
  *   NFV_METRICS_ADDRESS   [host]:port of /metrics, /healthz and /readyz (default :9101, on the host
  *                         network; 0 turns it off): prepare and teardown durations and failures
  *   LOG_LEVEL             pino level (default info)
  *
  * The DaemonSet (charts/nfv-operator) runs it with hostNetwork and hostPID and three capabilities
- * instead of privileged: SYS_ADMIN (mounts, cgroup v1 device rules, setns), SYS_CHROOT (setns into
+ * instead of privileged: SYS_ADMIN (mounts, setns), SYS_CHROOT (setns into
  * a mount namespace) and SYS_PTRACE (opening /proc/1/ns/mnt of the host's init). MKNOD is not
- * needed: the kernel makes the /dev/vfio nodes.
+ * needed: the kernel makes the /dev/vfio and /dev/uioN nodes, and the container runtime makes them
+ * in the VNF's container from the device plugins' answers.
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -58,6 +62,7 @@ const agent = new NodeAgent({
   nicPools: nicPools(),
   ...(process.env.NFV_AGENT_VERSION ? { agentVersion: process.env.NFV_AGENT_VERSION } : {}),
   signalSource: process,
+  ...(process.env.NFV_DEVICE_PLUGIN_DIR ? { devicePluginDir: process.env.NFV_DEVICE_PLUGIN_DIR === 'none' ? false : process.env.NFV_DEVICE_PLUGIN_DIR } : {}),
 });
 
 const metricsAddress = process.env.NFV_METRICS_ADDRESS ?? ':9101';

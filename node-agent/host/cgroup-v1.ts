@@ -2,18 +2,10 @@ import { posix } from 'node:path';
 import { formatCpuList, parseCpuList } from '../../src/api/cpu-list.js';
 import type { PageSize } from '../../src/api/common.js';
 import { descendantCgroups } from './cgroup-layout.js';
-import { BASELINE_DEVICE_RULES, formatDeviceRule, type DeviceRule } from './device-rules.js';
 import { listDir, readKernelText, writeKernelAttribute } from './kernel-files.js';
 
 /** The hugetlb cgroup file name of a page size: `2MB`, `1GB`. */
 export const HUGETLB_CGROUP_SIZE: Record<PageSize, string> = { '2Mi': '2MB', '1Gi': '1GB' };
-
-/** What a devices limit did to one cgroup. */
-export interface DevicesOutcome {
-  path: string;
-  /** `allowList`: switched to deny-all plus the baseline and the VNF's devices; `allowed`: rules added to an existing allow-list; `deniedForeign`: other VNFs' devices denied in an allow-all cgroup that has children. */
-  mode: 'allowList' | 'allowed' | 'deniedForeign';
-}
 
 /**
  * cgroup v1 limits on a pod's cgroup and the container cgroups under it. Directories are absolute
@@ -38,35 +30,6 @@ export class CgroupV1 {
       await writeKernelAttribute(posix.join(dir, 'cpuset.cpus'), `${formatCpuList(cpus)}\n`);
       await writeKernelAttribute(posix.join(dir, 'cpuset.mems'), `${formatCpuList(mems)}\n`);
     }
-  }
-
-  /**
-   * Makes the VNF's devices (`allow`) reachable and every other VFIO group (`denyForeign`) not:
-   * - an allow-all cgroup without children becomes an allow-list: deny all, then the runtime
-   *   baseline and `allow` (v1 refuses deny-all while children exist);
-   * - an allow-all cgroup with children (a pod whose containers already run) gets `denyForeign`;
-   * - an allow-list cgroup (a container) gets `allow` added.
-   * Parents go first, because a child can only be allowed what its parent allows.
-   */
-  async setDevices(podDir: string, allow: readonly DeviceRule[], denyForeign: readonly DeviceRule[]): Promise<DevicesOutcome[]> {
-    const outcomes: DevicesOutcome[] = [];
-    for (const dir of [podDir, ...(await descendantCgroups(podDir))]) {
-      const list = ((await readKernelText(posix.join(dir, 'devices.list'))) ?? '').split('\n');
-      const allowsAll = list.includes('a *:* rwm');
-      const hasChildren = (await descendantCgroups(dir)).length > 0;
-      if (allowsAll && !hasChildren) {
-        await writeKernelAttribute(posix.join(dir, 'devices.deny'), 'a\n');
-        for (const rule of [...BASELINE_DEVICE_RULES, ...allow]) await writeKernelAttribute(posix.join(dir, 'devices.allow'), `${formatDeviceRule(rule)}\n`);
-        outcomes.push({ path: dir, mode: 'allowList' });
-      } else if (allowsAll) {
-        for (const rule of denyForeign) await writeKernelAttribute(posix.join(dir, 'devices.deny'), `${formatDeviceRule(rule)}\n`);
-        outcomes.push({ path: dir, mode: 'deniedForeign' });
-      } else {
-        for (const rule of allow) await writeKernelAttribute(posix.join(dir, 'devices.allow'), `${formatDeviceRule(rule)}\n`);
-        outcomes.push({ path: dir, mode: 'allowed' });
-      }
-    }
-    return outcomes;
   }
 
   /**

@@ -1,3 +1,5 @@
+import type { DeviceNodes } from '../device-plugin/plugin-devices.js';
+import { KernelDeviceNodes } from './device-nodes.js';
 import { DriverBinding } from './driver-binding.js';
 import { HugepageReservation } from './hugepage-reservation.js';
 import { HugetlbfsMount } from './hugetlbfs-mount.js';
@@ -14,7 +16,7 @@ export interface HostRoots {
   proc: string;
   /** cgroup mounts. Default `/sys/fs/cgroup`. */
   cgroup: string;
-  /** Device nodes (/dev/vfio). Default `/dev`. */
+  /** Device nodes (/dev/vfio, /dev/uioN). Default `/dev`. */
   dev: string;
 }
 
@@ -31,6 +33,8 @@ export interface NodeHost {
   podCgroups: PodCgroups;
   reservation: HugepageReservation;
   hostUse: HostUseProbe;
+  /** The VFIO and uio device nodes the device plugins hand to kubelet. */
+  deviceNodes: DeviceNodes;
 }
 
 /** Options of {@link createNodeHost}. */
@@ -61,7 +65,8 @@ export function createNodeHost(roots: Partial<HostRoots> = {}, options: NodeHost
     hugetlbfs: options.overrides?.hugetlbfs ?? new HugetlbfsMount(mounter),
     masks: options.overrides?.masks ?? new SysfsMasks(all.sysfs),
     drivers: options.overrides?.drivers ?? new DriverBinding(all.sysfs, { hostUse, settleTimeoutMs: options.driverSettleTimeoutMs }),
-    podCgroups: options.overrides?.podCgroups ?? new PodCgroups(all.cgroup, all.dev),
+    podCgroups: options.overrides?.podCgroups ?? new PodCgroups(all.cgroup),
+    deviceNodes: options.overrides?.deviceNodes ?? new KernelDeviceNodes(all.sysfs, all.dev),
     reservation: options.overrides?.reservation ?? new HugepageReservation(all.sysfs, { procRoot: all.proc }),
   };
 }

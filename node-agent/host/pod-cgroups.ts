@@ -1,8 +1,7 @@
 import type { PageSize } from '../../src/api/common.js';
 import { detectCgroupLayout, findPodCgroup, type CgroupController, type CgroupLayout } from './cgroup-layout.js';
-import { CgroupV1, type DevicesOutcome } from './cgroup-v1.js';
+import { CgroupV1 } from './cgroup-v1.js';
 import { CgroupV2 } from './cgroup-v2.js';
-import { vfioDeviceRules } from './device-rules.js';
 
 /** Limits of one VNF pod. */
 export interface PodLimits {
@@ -11,8 +10,6 @@ export interface PodLimits {
   mems: readonly number[];
   pageSize: PageSize;
   hugepageBytes: number;
-  /** IOMMU groups of the VNF's vfio-pci devices. */
-  vfioGroups: readonly number[];
 }
 
 /** What was applied, per controller, for the journal and the logs. */
@@ -20,8 +17,6 @@ export interface AppliedPodLimits {
   cgroups: Partial<Record<CgroupController, string>>;
   /** Whether the hugetlb reservation limit (rsvd) exists on this kernel and was set. */
   hugetlbReservationLimit: boolean;
-  /** How devices are fenced: v1 rules per cgroup, or `runtimeEbpf` on v2 (see {@link PodCgroups}). */
-  devices: DevicesOutcome[] | 'runtimeEbpf' | 'none';
 }
 
 /** The pod's cgroup does not exist (yet) in a hierarchy the agent needs. */
@@ -30,23 +25,23 @@ export class PodCgroupMissingError extends Error {
 }
 
 /**
- * Applies a VNF's limits to its pod's cgroups on v1, v2 and hybrid hosts.
+ * Applies a VNF's CPU and hugepage limits to its pod's cgroups on v1, v2 and hybrid hosts.
  *
- * Devices on cgroup v2: there are no devices files, only eBPF programs (BPF_CGROUP_DEVICE) that
- * the container runtime attaches to each container cgroup from the OCI spec's device list. When
- * several programs are attached every one must allow an access, so an extra program could only
- * narrow the runtime's; it could not grant /dev/vfio. The agent therefore attaches none: the fence
- * on v2 is the runtime's program, which denies every device not in the container spec, and the
- * VFIO nodes reach the spec only through the pod's own /dev/vfio/<group> mounts.
+ * The hugetlb limit is the one kubelet also writes from the pod's `hugepages-<size>` limit; the
+ * agent writes it (and its reservation limit) again because kubelets and runtimes older than
+ * opencontainers/cgroups (runc 1.1) set no `rsvd` limit, and then an over-allocation would end in
+ * SIGBUS at first touch instead of ENOMEM at mmap.
+ *
+ * Devices are not the agent's business here: the pod requests each VFIO group and uio device from
+ * the agent's device plugins, so the container runtime lists exactly those in the container's
+ * spec and fences everything else itself, on v1 (devices.allow of the container cgroup) as on v2
+ * (its eBPF device program), from the first instruction of the container.
  */
 export class PodCgroups {
   private layout?: CgroupLayout;
   private readonly v1 = new CgroupV1();
 
-  constructor(
-    private readonly cgroupRoot: string,
-    private readonly devRoot = '/dev',
-  ) {}
+  constructor(private readonly cgroupRoot: string) {}
 
   /** The controller hierarchies of this host (detected once). */
   async hierarchies(): Promise<CgroupLayout> {
@@ -59,12 +54,9 @@ export class PodCgroups {
     const layout = await this.hierarchies();
     const found: Partial<Record<CgroupController, string>> = {};
     const missing: string[] = [];
-    for (const controller of ['cpuset', 'hugetlb', 'devices'] as const) {
+    for (const controller of ['cpuset', 'hugetlb'] as const) {
       const hierarchy = layout[controller];
-      if (!hierarchy) {
-        if (controller !== 'devices') throw new Error(`no cgroup hierarchy under ${this.cgroupRoot} has the ${controller} controller; enable it in the kernel`);
-        continue;
-      }
+      if (!hierarchy) throw new Error(`no cgroup hierarchy under ${this.cgroupRoot} has the ${controller} controller; enable it in the kernel`);
       const dir = await findPodCgroup(hierarchy.path, podUid);
       if (dir) found[controller] = dir;
       else missing.push(`${controller} (${hierarchy.path})`);
@@ -87,13 +79,6 @@ export class PodCgroups {
         ? await this.v1.setHugetlb(cgroups.hugetlb!, limits.pageSize, limits.hugepageBytes)
         : await new CgroupV2(hugetlb.path).setHugetlb(cgroups.hugetlb!, limits.pageSize, limits.hugepageBytes);
 
-    let devices: AppliedPodLimits['devices'] = 'none';
-    if (layout.devices?.version === 2) devices = 'runtimeEbpf';
-    else if (layout.devices && cgroups.devices && limits.vfioGroups.length > 0) {
-      const rules = await vfioDeviceRules(this.devRoot, limits.vfioGroups);
-      if (rules.missing.length > 0) throw new Error(`/dev/vfio/${rules.missing.join(', /dev/vfio/')} does not exist: is the device bound to vfio-pci with an IOMMU enabled?`);
-      devices = await this.v1.setDevices(cgroups.devices, rules.allow, rules.denyForeign);
-    }
-    return { cgroups, hugetlbReservationLimit, devices };
+    return { cgroups, hugetlbReservationLimit };
   }
 }

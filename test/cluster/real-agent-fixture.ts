@@ -25,7 +25,7 @@ import { Informer } from '../../src/runtime/informer.js';
 import type { KubeClient } from '../../src/runtime/kube-client.js';
 import { coreResources, type KubeObject } from '../../src/runtime/kube-object.js';
 import { detectCgroupLayout, type CgroupController, type CgroupLayout } from '../../node-agent/host/cgroup-layout.js';
-import { BASELINE_DEVICE_RULES, formatDeviceRule } from '../../node-agent/host/device-rules.js';
+import { BASELINE_DEVICE_RULES, formatDeviceRule } from '../host/helpers/runtime-device-rules.js';
 import { hugepageDirName } from '../../node-agent/host/hugepage-reservation.js';
 import type { HostRoots } from '../../node-agent/host/node-host.js';
 import type { NicPoolRule } from '../../node-agent/discover/pci-nics.js';
@@ -79,6 +79,24 @@ export const TREE_NIC_POOLS: NicPoolRule[] = [{ pool: 'fast', vendor: '8086', de
  */
 export const TREE_ISOLATED_CPUS = [1, 3];
 
+/** What {@link NfvHostTree.build} builds besides the defaults. */
+export interface NfvHostTreeShape {
+  /** 1 or 2 NUMA nodes of 2 cores each (CPU 1, and 3 on the second node, isolated). Default 2. */
+  numaNodes?: 1 | 2;
+  /** Default {@link TREE_NICS}. */
+  nics?: readonly TreeNic[];
+  /**
+   * false: vfio-pci is not loaded, no driver and an empty `dev/vfio`, for a test that loads it
+   * (`kernel.addDriver('vfio-pci')`) and makes the device nodes as vfio-pci would. Default true.
+   */
+  vfioPci?: boolean;
+  /**
+   * false: NUMA node 0's 2Mi counters are files too, so a HugepagePool never changes the machine's
+   * nr_hugepages (a test that need not take the machine-wide hugepage lock). Default true.
+   */
+  realHugepages?: boolean;
+}
+
 /**
  * A node's kernel as files: see the file comment. `stateRoot` is where the agent and the
  * controller put host paths and journals.
@@ -96,36 +114,48 @@ export class NfvHostTree {
     this.stateRoot = tree.path('state');
   }
 
-  /** Builds the tree in a fresh temp directory; {@link cleanup} undoes every part of it. */
-  static async build(prefix: string): Promise<NfvHostTree> {
+  /**
+   * Builds the tree in a fresh temp directory; {@link cleanup} undoes every part of it.
+   *
+   * @param shape default: two NUMA nodes with {@link TREE_NICS}, and the vfio device nodes of
+   *   every NIC made at once (the agent only checks they exist).
+   */
+  static async build(prefix: string, shape: NfvHostTreeShape = {}): Promise<NfvHostTree> {
+    const numaNodes = shape.numaNodes ?? 2;
+    const nics = shape.nics ?? TREE_NICS;
+    const isolated = TREE_ISOLATED_CPUS.filter((cpu) => cpu < numaNodes * 2);
     const tree = new TempTree(prefix);
     const sysfs = tree.path('sys');
     const proc = tree.path('proc');
     let kernel: FakePciKernel | undefined;
     try {
       buildFakeMachine(sysfs, proc, {
-        numaNodes: 2,
+        numaNodes,
         coresPerNode: 2,
         threadsPerCore: 1,
-        isolated: TREE_ISOLATED_CPUS,
-        cmdline: `BOOT_IMAGE=/vmlinuz root=/dev/sda1 isolcpus=managed_irq,domain,${TREE_ISOLATED_CPUS.join(',')} nohz_full=${TREE_ISOLATED_CPUS.join(',')} quiet`,
+        isolated,
+        cmdline: `BOOT_IMAGE=/vmlinuz root=/dev/sda1 isolcpus=managed_irq,domain,${isolated.join(',')} nohz_full=${isolated.join(',')} quiet`,
       });
       // Everything else of /proc the agent reads is the real one: its own mount table (mounts it
       // makes are checked there), PID 1's, routes, swaps and vm/compact_memory.
       for (const entry of ['self', '1', 'net', 'swaps', 'sys']) symlinkSync(posix.join('/proc', entry), posix.join(proc, entry));
       // Real 2Mi pages on NUMA node 0; 1Gi pages and NUMA node 1 stay files.
-      await execFileAsync('mount', ['--bind', '--', realHugepageDir('2Mi'), posix.join(sysfs, 'devices/system/node/node0/hugepages', hugepageDirName('2Mi'))]);
+      if (shape.realHugepages !== false) {
+        await execFileAsync('mount', ['--bind', '--', realHugepageDir('2Mi'), posix.join(sysfs, 'devices/system/node/node0/hugepages', hugepageDirName('2Mi'))]);
+      }
 
       kernel = new FakePciKernel(sysfs);
-      kernel.addDriver('vfio-pci');
-      for (const nic of TREE_NICS) {
+      if (shape.vfioPci !== false) kernel.addDriver('vfio-pci');
+      for (const nic of nics) {
         const device: FakePciDevice = { address: nic.address, vendor: '8086', device: '159b', pciClass: '0x020000', numaNode: nic.numaNode, iommuGroup: nic.iommuGroup, driver: nic.driver };
         kernel.addDevice(device);
       }
       const vfio = tree.path('dev/vfio');
       mkdirSync(vfio, { recursive: true });
-      await execFileAsync('mknod', [posix.join(vfio, 'vfio'), 'c', '10', '196']);
-      for (const nic of TREE_NICS) await execFileAsync('mknod', [posix.join(vfio, String(nic.iommuGroup)), 'c', '242', String(nic.iommuGroup)]);
+      if (shape.vfioPci !== false) {
+        await execFileAsync('mknod', [posix.join(vfio, 'vfio'), 'c', '10', '196']);
+        for (const nic of nics) await execFileAsync('mknod', [posix.join(vfio, String(nic.iommuGroup)), 'c', '242', String(nic.iommuGroup)]);
+      }
       return new NfvHostTree(tree, kernel);
     } catch (err) {
       kernel?.stop();
@@ -324,6 +354,10 @@ export interface AgentProcessOptions {
   logFile: string;
   /** Default `info`. */
   logLevel?: string;
+  /** NFV_DEVICE_PLUGIN_DIR; default: inherited from this process's environment. */
+  devicePluginDir?: string;
+  /** NFV_METRICS_ADDRESS; default: inherited (the agent's own default is :9101). */
+  metricsAddress?: string;
 }
 
 /** How a child agent ended. */
@@ -370,6 +404,8 @@ export class AgentProcess {
           NFV_NIC_POOLS: JSON.stringify(options.nicPools),
           NFV_AGENT_VERSION: 'e2e-process',
           LOG_LEVEL: options.logLevel ?? 'info',
+          ...(options.devicePluginDir ? { NFV_DEVICE_PLUGIN_DIR: options.devicePluginDir } : {}),
+          ...(options.metricsAddress ? { NFV_METRICS_ADDRESS: options.metricsAddress } : {}),
         },
       });
       return new AgentProcess(child, options.logFile);

@@ -13,7 +13,7 @@ import { renderMetricFamilies } from '../../src/metrics/prometheus-text.js';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import { API_VERSION, NFV_NODE_LABEL, VNF_FINALIZER, VNF_NAME_LABEL } from '../../src/api/group.js';
 import { READY_FILE } from '../../src/api/host-paths.js';
@@ -25,12 +25,14 @@ import { findCondition } from '../../src/runtime/conditions.js';
 import { Informer } from '../../src/runtime/informer.js';
 import { KubeClient } from '../../src/runtime/kube-client.js';
 import { NodeAgent } from '../../node-agent/agent.js';
+import { pluginDevicesOf } from '../../node-agent/device-plugin/plugin-devices.js';
 import { detectCgroupLayout } from '../../node-agent/host/cgroup-layout.js';
 import { mountAt, parseMountInfo } from '../../node-agent/host/mounts.js';
 import { createNodeHost } from '../../node-agent/host/node-host.js';
 import { JournalStore } from '../../node-agent/journal.js';
 import { recoverJournals } from '../../node-agent/recover.js';
 import { lockHugepages, mountPointsUnder, restoreUnifiedSubtreeControl, unifiedSubtreeControl } from '../host/helpers/host-fixtures.js';
+import { KubeletRegistrationStub } from '../host/helpers/kubelet-registration-stub.js';
 import { createTestNamespace, e2eCluster, e2eKubeConfig, type TestNamespace } from '../cluster/e2e-env.js';
 import { installCrds } from '../cluster/install-crds.js';
 import { createKwokNode, deleteKwokNodes, waitForNodesReady } from '../cluster/kwok-nodes.js';
@@ -56,6 +58,8 @@ const EXTRA_PAGES = 4;
 const [VNF_NIC, OTHER_NIC] = TREE_NICS as [(typeof TREE_NICS)[number], (typeof TREE_NICS)[number]];
 const LONG = 120_000;
 const GIGANTIC_PAGES = '/sys/devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages';
+/** The agent's device plugins of the tree's NICs, as kubelet would add them to the Node. */
+const TREE_PLUGIN_DEVICES = pluginDevicesOf(TREE_NICS.map((nic) => ({ pciAddress: nic.address, vendor: '8086', deviceId: '159b', numaNode: nic.numaNode, iommuGroup: nic.iommuGroup, driver: nic.driver })));
 
 const kc = e2eKubeConfig();
 const client = new KubeClient(kc, { userAgent: 'nfv-e2e-node-agent' });
@@ -68,6 +72,8 @@ let poolName: string;
 let node: V1Node;
 let tree: NfvHostTree;
 let kubelet: PlayedKubelet;
+/** kubelet's device-plugin registration, in the tree: the machine's own kubelet (if any) never sees these agents. */
+let pluginRegistration: KubeletRegistrationStub | undefined;
 let operator: OperatorReplica | undefined;
 let agent: NodeAgent | undefined;
 let agentClient: KubeClient | undefined;
@@ -109,7 +115,15 @@ beforeAll(async () => {
   });
   vnfWatch.start();
 
-  node = await createKwokNode(kc, { name: nodeName, labels: { [SUITE_LABEL]: SUITE, [NFV_NODE_LABEL]: 'true' } });
+  const devicePluginDir = tree.path('device-plugins');
+  mkdirSync(devicePluginDir);
+  // The agent processes this test starts inherit it.
+  process.env.NFV_DEVICE_PLUGIN_DIR = devicePluginDir;
+  pluginRegistration = new KubeletRegistrationStub(devicePluginDir);
+  await pluginRegistration.start();
+  // What kubelet reports once the agent's device plugins registered: one of each resource.
+  const deviceCapacity = Object.fromEntries(TREE_PLUGIN_DEVICES.map((device) => [device.resource, '1']));
+  node = await createKwokNode(kc, { name: nodeName, labels: { [SUITE_LABEL]: SUITE, [NFV_NODE_LABEL]: 'true' }, capacity: deviceCapacity });
   await waitForNodesReady(kc, [nodeName]);
   kubelet = new PlayedKubelet(client, nodeName, logger, (pod) => timeline.push(`${pod.metadata!.labels?.[VNF_NAME_LABEL]}: pod gone`));
   await kubelet.start();
@@ -136,6 +150,7 @@ beforeAll(async () => {
     nicPools: TREE_NIC_POOLS,
     agentVersion: 'e2e-in-process',
     changeFeeds: [],
+    devicePluginDir,
   });
   await agent.start();
 }, 15 * 60_000);
@@ -153,6 +168,8 @@ afterAll(async () => {
   await step('stop the in-process agent', () => agent?.stop());
   for (const child of processes) await step(`kill agent process ${child.pid}`, () => child.crash());
   await step('stop the operator', () => operator?.stop());
+  await step('stop the device plugin registration', () => pluginRegistration?.stop());
+  delete process.env.NFV_DEVICE_PLUGIN_DIR;
   await step('release VNFs left behind', async () => {
     if (!ns) return;
     const { items } = await client.list<VirtualNetworkFunction>(resources.vnfs, { namespace: ns.name });
@@ -258,11 +275,6 @@ function expectPrepared(vnf: VirtualNetworkFunction, podUid: string): void {
   }
   const hugetlbLimit = kubelet.hierarchy('hugetlb').version === 2 ? 'hugetlb.2MB.max' : 'hugetlb.2MB.limit_in_bytes';
   expect(readFileSync(posix.join(kubelet.podDir(podUid, 'hugetlb')!, hugetlbLimit), 'utf8').trim()).toBe(String(VNF_HUGEPAGE_BYTES));
-  if (kubelet.hierarchy('devices').version === 1) {
-    const containerDevices = readFileSync(posix.join(kubelet.containerDir(podUid, 'devices')!, 'devices.list'), 'utf8').split('\n');
-    expect(containerDevices).toEqual(expect.arrayContaining(['c 10:196 rwm', `c 242:${VNF_NIC.iommuGroup} rwm`]));
-    expect(containerDevices).not.toContain(`c 242:${OTHER_NIC.iommuGroup} rwm`);
-  }
 }
 
 /** Nothing of a VNF is left on the host: mounts, host paths, journal, driver, pod cgroups. */
@@ -366,6 +378,17 @@ describe('the real node agent with the real controller, API server and kernel', 
     expect(kubelet.created).toContain(podUid);
     expect(findCondition(ready.status!.conditions, 'NodePrepared')).toMatchObject({ status: 'True', reason: 'Prepared', message: expect.stringContaining(podUid) });
     expectPrepared(ready, podUid);
+    // The container gets its group from the agent's device plugin (kubelet passes the nodes to the
+    // runtime), and its hugepages as a limit kubelet writes into the container's hugetlb cgroup.
+    const group = `nfv.dev/vfio-group-${VNF_NIC.iommuGroup}`;
+    expect(pod.spec!.containers[0]!.resources!.limits).toEqual({ [group]: '1', 'hugepages-2Mi': `${VNF_HUGEPAGE_BYTES / MiB}Mi` });
+    expect(pod.spec!.volumes!.filter((v) => v.hostPath?.path.startsWith('/dev/'))).toEqual([]);
+    expect([...pluginRegistration!.plugins.keys()].sort()).toEqual(TREE_PLUGIN_DEVICES.map((device) => device.resource).sort());
+    await waitUntil('the VNF group listed Healthy to kubelet', () => pluginRegistration!.latest(group)?.[0]?.health === 'Healthy');
+    expect((await pluginRegistration!.allocate(group, [String(VNF_NIC.iommuGroup)])).container_responses[0]!.devices.map((d) => d.host_path)).toEqual([
+      '/dev/vfio/vfio',
+      `/dev/vfio/${VNF_NIC.iommuGroup}`,
+    ]);
     expect(existsSync(posix.join(tree.stateRoot, 'journal', `${ready.metadata.uid}.jsonl`))).toBe(true);
     expect(nodePrepared.filter((e) => e.startsWith('fwd:')).at(-1)).toBe('fwd: True Prepared');
     // Preparing, host side prepared, waiting for kubelet, Prepared; the NfvNode inventory (driver now vfio-pci).

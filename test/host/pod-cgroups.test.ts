@@ -4,7 +4,6 @@ import { detectCgroupLayout, findPodCgroup } from '../../node-agent/host/cgroup-
 import { PodCgroupMissingError, PodCgroups } from '../../node-agent/host/pod-cgroups.js';
 import {
   buildHugemap,
-  execFileAsync,
   ExtraHugepages,
   FakeKubeletPod,
   lockHugepages,
@@ -94,12 +93,11 @@ describe('PodCgroups on the real kernel', () => {
   it.each(['cgroupfs', 'systemd'] as const)('fences CPUs and hugepages of a %s pod', async (style) => {
     pod = await FakeKubeletPod.create(style);
     const cpus = onlineCpus() === '0' ? [0] : [1];
-    const applied = await new PodCgroups('/sys/fs/cgroup', tree.path('dev')).apply(pod.podUid, {
+    const applied = await new PodCgroups('/sys/fs/cgroup').apply(pod.podUid, {
       cpus,
       mems: [0],
       pageSize: '2Mi',
       hugepageBytes: TWO_MI,
-      vfioGroups: [],
     });
     expect(applied.cgroups.cpuset).toBe(pod.podDir('cpuset'));
 
@@ -121,38 +119,5 @@ describe('PodCgroups on the real kernel', () => {
       console.warn('this kernel has no hugetlb rsvd limit: over-allocation is stopped by SIGBUS at fault instead of ENOMEM at mmap');
       expect(beyond.code).not.toBe(0);
     }
-  });
-
-  it('allows the VNF its own VFIO group and denies every other one (devices v1)', async () => {
-    pod = await FakeKubeletPod.create('cgroupfs');
-    const layout = pod.layout;
-    if (layout.devices?.version !== 1) {
-      throw new Error(`this host has no cgroup v1 devices hierarchy (${JSON.stringify(layout.devices)}): v1 devices cannot be tested here`);
-    }
-    // Device nodes as vfio-pci makes them; 10:196 is /dev/vfio/vfio, 242 plays the vfio group major.
-    const dev = tree.path('dev-vfio');
-    mkdirSync(posix.join(dev, 'vfio'), { recursive: true });
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/vfio'), 'c', '10', '196']);
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/7'), 'c', '242', '7']);
-    await execFileAsync('mknod', [posix.join(dev, 'vfio/8'), 'c', '242', '8']);
-    const applied = await new PodCgroups('/sys/fs/cgroup', dev).apply(pod.podUid, {
-      cpus: onlineCpus() === '0' ? [0] : [1],
-      mems: [0],
-      pageSize: '2Mi',
-      hugepageBytes: TWO_MI,
-      vfioGroups: [7],
-    });
-    expect(applied.devices).toEqual([
-      { path: pod.podDir('devices'), mode: 'deniedForeign' },
-      { path: pod.containerDir('devices'), mode: 'allowed' },
-    ]);
-    const list = readFileSync(posix.join(pod.containerDir('devices'), 'devices.list'), 'utf8');
-    expect(list).toContain('c 242:7 rwm');
-    expect(list).not.toContain('c 242:8');
-    // The cgroup decides before the driver does: EPERM is the fence, ENXIO means "allowed, no such driver".
-    const open = (path: string) => runInContainer(pod!, ['sh', '-c', 'exec 3<>"$1" && echo opened', 'open', path]);
-    expect((await open(posix.join(dev, 'vfio/8'))).stderr).toMatch(/Operation not permitted/);
-    expect((await open(posix.join(dev, 'vfio/7'))).stderr).toMatch(/No such device/);
-    expect((await open('/dev/null')).stdout).toBe('opened');
   });
 });

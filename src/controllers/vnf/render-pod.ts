@@ -1,6 +1,8 @@
 import type { V1ConfigMap, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { parseCpuList } from '../../api/cpu-list.js';
+import { deviceResources, UIO_DRIVERS } from '../../api/device-resources.js';
 import { memifLinkDir, READY_FILE } from '../../api/host-paths.js';
+import { formatByteQuantity } from '../../api/quantity.js';
 import { VNF_NAME_LABEL } from '../../api/group.js';
 import type { Placement, VirtualNetworkFunction } from '../../api/virtual-network-function.js';
 import { childName } from './child-name.js';
@@ -26,7 +28,7 @@ export interface PodRenderInput {
 
 /**
  * The VNF's pod: bound to the placed node, its DPDK container sees only its hugetlbfs mount, its
- * PCI devices, its CPUs and its /dev/vfio groups, and an init gate holds it until the node agent
+ * PCI devices, its CPUs and its device nodes (requested from the node agent's device plugins), and an init gate holds it until the node agent
  * has written this pod's UID into the ready signal (so a stale signal of an earlier pod never
  * opens the gate).
  */
@@ -48,13 +50,6 @@ export function renderPod({ vnf, placement, nodeCpus, gateImage }: PodRenderInpu
     ...['online', 'present', 'possible'].map((file) => ({ name: 'cpu-mask', mountPath: `${CPU_SYSFS}/${file}`, subPath: file, readOnly: true })),
     ...nodeCpus.filter((cpu) => !allowed.has(cpu)).map((cpu) => ({ name: 'empty', mountPath: `${CPU_SYSFS}/cpu${cpu}`, readOnly: true })),
   ];
-  const vfioGroups = [...new Set(placement.devices.filter((d) => d.driver === 'vfio-pci').map((d) => d.iommuGroup))];
-  if (vfioGroups.length > 0) {
-    for (const device of ['vfio', ...vfioGroups.map(String)]) {
-      volumes.push({ name: `vfio-${device}`, hostPath: { path: `/dev/vfio/${device}`, type: 'CharDevice' } });
-      mounts.push({ name: `vfio-${device}`, mountPath: `/dev/vfio/${device}` });
-    }
-  }
   for (const link of spec.links) {
     const [server, client] = link.role === 'server' ? [name, link.peer] : [link.peer, name];
     volumes.push(hostDir(`memif-${link.name}`, memifLinkDir(paths.memif!, namespace, server, client)));
@@ -65,7 +60,10 @@ export function renderPod({ vnf, placement, nodeCpus, gateImage }: PodRenderInpu
     volumes.push({ name: 'config', configMap: { name: configMap.name, items: [{ key: configMap.key, path: 'config' }] } });
     mounts.push({ name: 'config', mountPath: spec.config.mountPath, readOnly: true });
   }
-  const usesUio = placement.devices.some((d) => d.driver === 'uio_pci_generic' || d.driver === 'igb_uio');
+  const usesUio = placement.devices.some((d) => UIO_DRIVERS.has(d.driver));
+  // Whole, fixed amounts: requests equal limits, as Kubernetes requires for hugepages and
+  // extended resources.
+  const fixed = podFixedResources(placement);
   const env = [
     { name: 'NFV_EAL_ARGS', value: ealArgs(spec, placement, `vnf-${uid.slice(0, 8)}`).join(' ') },
     { name: 'NFV_EAL_CORELIST', value: placement.cpus },
@@ -116,7 +114,7 @@ export function renderPod({ vnf, placement, nodeCpus, gateImage }: PodRenderInpu
           volumeMounts: mounts,
           // CPU requests account the cores to the scheduler; no limit, because a CFS quota would
           // throttle poll-mode threads that are meant to spin at 100% on their own cores.
-          resources: { requests: { cpu: String(allowed.size) } },
+          resources: { requests: { cpu: String(allowed.size), ...fixed }, limits: fixed },
           securityContext: {
             allowPrivilegeEscalation: false,
             capabilities: {
@@ -142,6 +140,21 @@ export function renderConfigMap(vnf: VirtualNetworkFunction): V1ConfigMap | unde
     kind: 'ConfigMap',
     metadata: { name: vnfConfigMapName(name), namespace, labels: { [VNF_NAME_LABEL]: name } },
     data: { config: inline },
+  };
+}
+
+/**
+ * The hugepages and devices of the placement as pod resources:
+ * - `hugepages-<size>`: kubelet sets the container's hugetlb limit to 0 for every page size the
+ *   container does not declare, whatever the node agent writes to the pod's cgroup;
+ * - one device-plugin resource per VFIO group or UIO device (see {@link deviceResources}): kubelet
+ *   admits the pod only once the agent's plugin reports it healthy (the driver is bound), and the
+ *   runtime then creates exactly those device nodes in the container and allows them.
+ */
+export function podFixedResources(placement: Placement): Record<string, string> {
+  return {
+    [`hugepages-${placement.hugepages.pageSize}`]: formatByteQuantity(placement.hugepages.bytes),
+    ...Object.fromEntries(deviceResources(placement.devices).map((name) => [name, '1'])),
   };
 }
 

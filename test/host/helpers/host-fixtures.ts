@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { mountsUnder, parseMountInfo } from '../../../node-agent/host/mounts.js';
-import { BASELINE_DEVICE_RULES, formatDeviceRule } from '../../../node-agent/host/device-rules.js';
+import { BASELINE_DEVICE_RULES, formatDeviceRule } from './runtime-device-rules.js';
 import { detectCgroupLayout, type CgroupController, type CgroupLayout } from '../../../node-agent/host/cgroup-layout.js';
 
 export const execFileAsync = promisify(execFile);

@@ -369,14 +369,29 @@ describe('security posture', () => {
     expect(spec.hostPID).toBe(true);
   });
 
-  test('node agent: only the host paths it needs, /dev/vfio read-only, the state root at its host path with HostToContainer', () => {
+  test('node agent: only the host paths it needs, /dev read-only, kubelet device plugins, the state root at its host path with HostToContainer', () => {
     const spec = podSpec(find('DaemonSet', 'node-agent'));
     const hostPaths = Object.fromEntries((spec.volumes ?? []).map((v) => [v.name, v.hostPath?.path]));
-    expect(hostPaths).toEqual({ 'host-sys': '/sys', 'host-cgroup': '/sys/fs/cgroup', 'host-proc': '/proc', 'host-vfio': '/dev/vfio', 'state-root': '/var/lib/nfv-operator' });
+    expect(hostPaths).toEqual({
+      'host-sys': '/sys',
+      'host-cgroup': '/sys/fs/cgroup',
+      'host-proc': '/proc',
+      'host-dev': '/dev',
+      'device-plugins': '/var/lib/kubelet/device-plugins',
+      'state-root': '/var/lib/nfv-operator',
+    });
     const mounts = Object.fromEntries((spec.containers[0]!.volumeMounts ?? []).map((m) => [m.name, m]));
-    expect(mounts['host-vfio']).toMatchObject({ mountPath: '/host/dev/vfio', readOnly: true });
+    expect(mounts['host-dev']).toMatchObject({ mountPath: '/host/dev', readOnly: true });
+    expect(mounts['device-plugins']).toEqual({ name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' });
     expect(mounts['state-root']).toEqual({ name: 'state-root', mountPath: '/var/lib/nfv-operator', mountPropagation: 'HostToContainer' });
     expect(valuesOf(objects, 'mountPropagation').filter((p) => p === 'Bidirectional')).toEqual([]);
+  });
+
+  test('node agent: the device-plugin directory follows agent.devicePluginDir', async () => {
+    const moved = await renderChart({ set: ['agent.devicePluginDir=/var/lib/k0s/kubelet/device-plugins'] });
+    const spec = podSpec(moved.find((o) => o.kind === 'DaemonSet')!);
+    expect(spec.volumes!.find((v) => v.name === 'device-plugins')!.hostPath).toEqual({ path: '/var/lib/k0s/kubelet/device-plugins', type: 'DirectoryOrCreate' });
+    expect(envOf(spec.containers[0]!).NFV_DEVICE_PLUGIN_DIR).toBe('/var/lib/k0s/kubelet/device-plugins');
   });
 
   test('node agent: NFV nodes only, every taint tolerated, NODE_NAME from spec.nodeName, the roots under /host', () => {
@@ -390,6 +405,7 @@ describe('security posture', () => {
       NFV_PROC_ROOT: '/host/proc',
       NFV_CGROUP_ROOT: '/host/sys/fs/cgroup',
       NFV_DEV_ROOT: '/host/dev',
+      NFV_DEVICE_PLUGIN_DIR: '/var/lib/kubelet/device-plugins',
       NFV_MOUNT_NAMESPACE: '/host/proc/1/ns/mnt',
       NFV_NIC_POOLS: '[]',
       NFV_AGENT_VERSION: '0.1.0',

@@ -47,13 +47,23 @@ describe('renderPod', () => {
     expect(masked).toEqual([0, 1, 4, 5, 6, 7].map((cpu) => `/sys/devices/system/cpu/cpu${cpu}`));
   });
 
-  test('passes only the VNF /dev/vfio groups, as char devices', () => {
-    const pod = rendered({ interfaces: [{ name: 'a', device: { pool: 'fast' } }, { name: 'b', device: { pool: 'fast' }, driver: 'kernel' }] }, [
-      { pciAddress: '0000:58:00.0', iommuGroup: 36, driver: 'vfio-pci' },
-      { pciAddress: '0000:59:00.0', iommuGroup: 37, driver: 'kernel' },
-    ]);
-    const devices = pod.spec!.volumes!.filter((v) => v.hostPath?.type === 'CharDevice').map((v) => v.hostPath!.path);
-    expect(devices).toEqual(['/dev/vfio/vfio', '/dev/vfio/36']);
+  test.each([
+    { name: 'a vfio-pci NIC: its IOMMU group', devices: [{ pciAddress: '0000:58:00.0', iommuGroup: 36, driver: 'vfio-pci' as const }], expected: { 'nfv.dev/vfio-group-36': '1' } },
+    {
+      name: 'two functions of one IOMMU group: the group once',
+      devices: [
+        { pciAddress: '0000:58:00.0', iommuGroup: 36, driver: 'vfio-pci' as const },
+        { pciAddress: '0000:58:00.1', iommuGroup: 36, driver: 'vfio-pci' as const },
+      ],
+      expected: { 'nfv.dev/vfio-group-36': '1' },
+    },
+    { name: 'a uio NIC: its PCI device', devices: [{ pciAddress: '0000:3b:00.1', iommuGroup: 12, driver: 'igb_uio' as const }], expected: { 'nfv.dev/uio-0000-3b-00.1': '1' } },
+    { name: 'a kernel NIC: nothing', devices: [{ pciAddress: '0000:59:00.0', iommuGroup: 37, driver: 'kernel' as const }], expected: {} },
+  ])('requests the device-plugin resource of each device, not a hostPath char device: $name', ({ devices, expected }) => {
+    const pod = rendered({ interfaces: devices.map((_, i) => ({ name: `if${i}`, device: { pool: 'fast' } })) }, devices);
+    const hugepages = { 'hugepages-1Gi': '2Gi' };
+    expect(container(pod).resources).toEqual({ requests: { cpu: '2', ...hugepages, ...expected }, limits: { ...hugepages, ...expected } });
+    expect(pod.spec!.volumes!.filter((v) => v.hostPath?.type === 'CharDevice' || v.hostPath?.path.startsWith('/dev/'))).toEqual([]);
   });
 
   test('gates the container on the agent signal for this very pod', () => {
@@ -62,10 +72,10 @@ describe('renderPod', () => {
     expect(gate.env).toEqual([{ name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } }]);
   });
 
-  test('runs with an explicit capability list, no CPU limit (no CFS throttling of poll loops)', () => {
+  test('runs with an explicit capability list, no CPU limit (no CFS throttling of poll loops), its hugepages as a limit kubelet writes', () => {
     const c = container(rendered());
     expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['IPC_LOCK', 'NET_ADMIN', 'SYS_NICE'] } });
-    expect(c.resources).toEqual({ requests: { cpu: '2' } });
+    expect(c.resources).toEqual({ requests: { cpu: '2', 'hugepages-1Gi': '2Gi' }, limits: { 'hugepages-1Gi': '2Gi' } });
   });
 
   test('memif links mount a per-link socket directory and add a non-abstract net_memif vdev', () => {

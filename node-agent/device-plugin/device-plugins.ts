@@ -1,0 +1,166 @@
+import { stat } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { Logger } from 'pino';
+import { realClock, type Clock, type Timer } from '../../src/runtime/clock.js';
+import { isErrno } from '../host/kernel-files.js';
+import { DEFAULT_DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from './device-plugin-api.js';
+import { registerWithKubelet } from './kubelet-registration.js';
+import type { DeviceNodes, PluginDevice } from './plugin-devices.js';
+import { DevicePluginServer } from './plugin-server.js';
+
+/** Options of {@link DevicePlugins}. */
+export interface DevicePluginsOptions {
+  /** kubelet's device-plugin directory, where kubelet.sock is. Default {@link DEFAULT_DEVICE_PLUGIN_DIR}. */
+  pluginDir?: string;
+  /** Reads the device nodes behind each device's health. */
+  nodes: DeviceNodes;
+  logger: Logger;
+  /** How often kubelet.sock, the plugin sockets and the device nodes are checked, in ms. Default 2000. */
+  checkIntervalMs?: number;
+  /** Default the wall clock. */
+  clock?: Clock;
+}
+
+/**
+ * The agent's kubelet device plugins: one server per {@link PluginDevice}, each registered with
+ * kubelet. It converges on every {@link refresh} and on a short timer, which is also how it notices:
+ * - kubelet absent: it waits for kubelet.sock and serves nothing;
+ * - kubelet restarted: a new kubelet.sock (kubelet empties the directory when it starts, which
+ *   removes the plugin sockets too): every plugin is served again and registered again;
+ * - health changes: a device is Healthy only while its device nodes exist, which is once the agent
+ *   has bound its driver, so kubelet admits a VNF's pod only after the host side is prepared.
+ */
+export class DevicePlugins {
+  readonly pluginDir: string;
+  private readonly servers = new Map<string, DevicePluginServer>();
+  private devices: readonly PluginDevice[] = [];
+  private kubeletSocketId?: string;
+  private timer?: Timer;
+  private syncing?: Promise<void>;
+  private syncAgain = false;
+  private stopped = false;
+  /** Resources whose registration failed, so a retry every check does not repeat the warning. */
+  private readonly failing = new Set<string>();
+
+  constructor(private readonly options: DevicePluginsOptions) {
+    this.pluginDir = options.pluginDir ?? DEFAULT_DEVICE_PLUGIN_DIR;
+  }
+
+  /** Starts the periodic check. */
+  start(): void {
+    const clock = this.options.clock ?? realClock;
+    const tick = () => {
+      this.refresh();
+      if (!this.stopped) this.timer = clock.setTimer(tick, this.options.checkIntervalMs ?? 2000);
+    };
+    tick();
+  }
+
+  /** The devices to offer (from the inventory); plugins of devices no longer listed are stopped. */
+  setDevices(devices: readonly PluginDevice[]): void {
+    this.devices = devices;
+    this.refresh();
+  }
+
+  /** Converges soon (e.g. after a driver was bound); never throws, failures are logged and retried. */
+  refresh(): void {
+    if (this.stopped) return;
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = this.sync()
+      .catch((err: unknown) => this.options.logger.warn({ err }, 'device plugins: sync failed; retrying'))
+      .finally(() => {
+        this.syncing = undefined;
+        if (this.syncAgain) {
+          this.syncAgain = false;
+          this.refresh();
+        }
+      });
+  }
+
+  /** Resolves once what is pending has been done (tests). */
+  async settled(): Promise<void> {
+    while (this.syncing) await this.syncing;
+  }
+
+  /** Resources registered with the current kubelet. */
+  registered(): string[] {
+    return [...this.servers.keys()].sort();
+  }
+
+  /** Stops every plugin and removes its socket. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    await this.settled();
+    await this.stopServers([...this.servers.keys()]);
+  }
+
+  private async sync(): Promise<void> {
+    const { logger, nodes } = this.options;
+    const kubeletSocket = posix.join(this.pluginDir, KUBELET_SOCKET);
+    const kubeletId = await socketId(kubeletSocket);
+    if (!kubeletId) {
+      if (this.kubeletSocketId !== '') logger.info({ kubeletSocket }, 'device plugins: waiting for kubelet to create its registration socket');
+      this.kubeletSocketId = '';
+      await this.stopServers([...this.servers.keys()]);
+      return;
+    }
+    const kubeletRestarted = kubeletId !== this.kubeletSocketId;
+    if (kubeletRestarted && this.kubeletSocketId) logger.info({ kubeletSocket }, 'device plugins: kubelet restarted; registering again');
+    this.kubeletSocketId = kubeletId;
+
+    const wanted = new Map(this.devices.map((device) => [device.resource, device]));
+    await this.stopServers([...this.servers.keys()].filter((resource) => !wanted.has(resource)));
+    const view = await nodes.view(this.devices);
+    for (const device of wanted.values()) {
+      const server = this.servers.get(device.resource);
+      if (server && !kubeletRestarted && (await socketId(server.socketPath))) {
+        server.update(view);
+        continue;
+      }
+      await this.stopServers(server ? [device.resource] : []);
+      const started = new DevicePluginServer(device, posix.join(this.pluginDir, socketName(device.resource)), view, nodes, logger);
+      try {
+        await started.start();
+        await registerWithKubelet(kubeletSocket, socketName(device.resource), device.resource);
+        this.servers.set(device.resource, started);
+        this.failing.delete(device.resource);
+        logger.info({ resource: device.resource, health: started.current.health }, 'device plugin registered with kubelet');
+      } catch (err) {
+        await started.stop();
+        const level = this.failing.has(device.resource) ? 'debug' : 'warn';
+        this.failing.add(device.resource);
+        logger[level]({ err, resource: device.resource }, 'device plugin could not register; retrying at every check');
+      }
+    }
+  }
+
+  private async stopServers(resources: readonly string[]): Promise<void> {
+    for (const resource of resources) {
+      await this.servers.get(resource)?.stop();
+      this.servers.delete(resource);
+    }
+  }
+}
+
+/** Socket file of a resource's plugin: `nfv.dev_vfio-group-20.sock`. */
+export function socketName(resource: string): string {
+  return `${resource.replace('/', '_')}.sock`;
+}
+
+/**
+ * Identity of a socket file: a new kubelet makes a new one. The inode alone is not enough (a file
+ * system may give the new socket the inode of the one just deleted), its change time is.
+ */
+async function socketId(path: string): Promise<string | undefined> {
+  try {
+    const info = await stat(path, { bigint: true });
+    return info.isSocket() ? `${info.dev}:${info.ino}:${info.ctimeNs}` : undefined;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+}
