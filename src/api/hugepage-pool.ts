@@ -71,7 +71,12 @@ export const hugepagePoolStatusSchema = z
         'x-kubernetes-list-type': 'map',
         'x-kubernetes-list-map-keys': ['node'],
       }),
-    conditions: conditionsSchema('Ready and Degraded (the kernel gave fewer pages than requested).').optional(),
+    conditions: conditionsSchema(
+      'Ready; Degraded (the kernel gave fewer pages than requested); KubeletAdvertised: False (KubeletRestartRequired) while ' +
+        "a selected node's kubelet advertises fewer hugepages-<size> in Node allocatable than its kernel holds, because kubelet " +
+        'reads the hugepage capacity only when it starts and the pages reserved since cannot be scheduled; Ready is False ' +
+        'with the same reason meanwhile, and both clear once the restarted kubelet advertises the pages.',
+    ).optional(),
   })
   .describe('Observed state of the pool, aggregated from the node agents.');
 
@@ -118,6 +123,8 @@ export const hugepagePoolCrd: CrdDefinition = {
     { name: 'Claimed', type: 'integer', jsonPath: '.status.claimed' },
     { name: 'Free', type: 'integer', jsonPath: '.status.free' },
     { name: 'Degraded', type: 'string', jsonPath: '.status.conditions[?(@.type=="Degraded")].status' },
+    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', priority: 1 },
+    { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
 };

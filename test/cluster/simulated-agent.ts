@@ -4,9 +4,19 @@
  * reservations, reports NodePrepared=True once a placed VNF's pod exists on the node, and
  * TornDown once a deleted VNF's pod is gone. It writes exactly what the real agent writes, with
  * the agent's field manager.
+ *
+ * It also writes what kubelet would then report in the Node's capacity and allocatable:
+ * - one `nfv.dev/vfio-group-<N>` per IOMMU group and one `nfv.dev/uio-<address>` per NIC, as the
+ *   agent's device plugins register them, all allocatable (a simulated driver is bound at once;
+ *   the real plugins report a device healthy only after the agent bound it);
+ * - `hugepages-<size>`: the kernel's pages, boot-time plus pool reservations. A real kubelet reads
+ *   them once at its start (docs/troubleshooting.md); this one behaves as if restarted, unless the
+ *   node is added with `kubeletStartedBeforePools` (then until {@link SimulatedAgent.restartKubelet}).
  */
 import type { KubeConfig, V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { PAGE_SIZE_BYTES } from '../../src/api/common.js';
+import { formatByteQuantity } from '../../src/api/quantity.js';
 import { AGENT_FIELD_MANAGER, VNF_NAME_LABEL } from '../../src/api/group.js';
 import { poolPagesPerNumaNode, type HugepagePool } from '../../src/api/hugepage-pool.js';
 import type { Inventory, NfvNode, PoolReservation } from '../../src/api/nfv-node.js';
@@ -14,6 +24,7 @@ import type { VirtualNetworkFunction } from '../../src/api/virtual-network-funct
 import { resources } from '../../src/controllers/resources.js';
 import { matchesSelector } from '../../src/controllers/placement/node-eligibility.js';
 import { vnfPodName } from '../../src/controllers/vnf/render-pod.js';
+import { pluginDevicesOf } from '../../node-agent/device-plugin/plugin-devices.js';
 import { findCondition, formatTime } from '../../src/runtime/conditions.js';
 import { Controller } from '../../src/runtime/controller.js';
 import { Informer } from '../../src/runtime/informer.js';
@@ -27,7 +38,15 @@ export interface SimulatedNode {
   shape?: InventoryShape;
   /** Pages the kernel can give per NUMA node and pool, to simulate fragmentation. Default: all. */
   maxPagesPerNuma?: number;
+  /**
+   * Its kubelet started before the pools' pages were reserved and has not restarted since: it
+   * advertises only the boot-time pages, until {@link SimulatedAgent.restartKubelet}. Default: false.
+   */
+  kubeletStartedBeforePools?: boolean;
 }
+
+/** Field manager of the Node status this plays kubelet for. */
+const KUBELET_FIELD_MANAGER = 'nfv-simulated-kubelet';
 
 /** The test-side agent; start it, then stop it in afterAll. */
 export class SimulatedAgent {
@@ -63,6 +82,14 @@ export class SimulatedAgent {
     }
   }
 
+  /** Restarts a node's simulated kubelet: it reads the kernel's hugepages again and advertises them. */
+  restartKubelet(name: string): void {
+    const sim = this.simulated.get(name);
+    if (!sim) throw new Error(`node ${name} is not simulated`);
+    this.simulated.set(name, { ...sim, kubeletStartedBeforePools: false });
+    this.controllers[1]!.enqueue(name);
+  }
+
   /** Stops simulating a node, as if its agent died. */
   removeNode(name: string): void {
     this.simulated.delete(name);
@@ -88,20 +115,33 @@ export class SimulatedAgent {
     const sim = this.simulated.get(name);
     const node = this.nodes.getByName(name);
     if (!sim || !node) return;
-    const inventory = buildInventory(sim.shape);
+    const bootInventory = buildInventory(sim.shape);
     const metadata = {
       name,
       ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name, uid: node.metadata!.uid!, blockOwnerDeletion: false }],
     };
     await this.client.apply(resources.nfvNodes, { metadata }, { fieldManager: AGENT_FIELD_MANAGER, force: true });
+    const hugepagePools = this.reservations(sim, node, bootInventory);
+    const inventory = withReservedPages(bootInventory, hugepagePools);
+    await this.reportNodeResources(node, kubeletResources(sim.kubeletStartedBeforePools ? bootInventory : inventory));
     const status = {
       inventory,
-      hugepagePools: this.reservations(sim, node, inventory),
+      hugepagePools,
       agentVersion: 'simulated',
       conditions: [{ type: 'Ready', status: 'True', reason: 'InventoryPublished', message: 'simulated agent', lastTransitionTime: formatTime(new Date()) }],
     };
     await this.client.apply<NfvNode>(resources.nfvNodes, { metadata: { name }, status } as NfvNode, {
       fieldManager: AGENT_FIELD_MANAGER,
+      force: true,
+      subresource: 'status',
+    });
+  }
+
+  private async reportNodeResources(node: V1Node, reported: Record<string, string>): Promise<void> {
+    const { capacity = {}, allocatable = {} } = node.status ?? {};
+    if (Object.entries(reported).every(([name, quantity]) => capacity[name] === quantity && allocatable[name] === quantity)) return;
+    await this.client.apply(resources.nodes, { metadata: { name: node.metadata!.name }, status: { capacity: reported, allocatable: reported } }, {
+      fieldManager: KUBELET_FIELD_MANAGER,
       force: true,
       subresource: 'status',
     });
@@ -149,4 +189,29 @@ export class SimulatedAgent {
       { fieldManager: AGENT_FIELD_MANAGER, force: true, subresource: 'status' },
     );
   }
+}
+
+/**
+ * The inventory as the real agent publishes it: discovered after reserving, so each NUMA node's
+ * nr_hugepages counts the pools' pages on top of the boot-time ones.
+ */
+function withReservedPages(boot: Inventory, reservations: readonly PoolReservation[]): Inventory {
+  const reserved = (numaNode: number, pageSize: string) =>
+    reservations.filter((r) => r.numaNode === numaNode && r.pageSize === pageSize).reduce((sum, r) => sum + r.allocated, 0);
+  return {
+    ...boot,
+    numaNodes: boot.numaNodes.map((numa) => ({
+      ...numa,
+      hugepages: numa.hugepages.map((h) => ({ ...h, total: h.total + reserved(numa.id, h.pageSize), free: h.free + reserved(numa.id, h.pageSize) })),
+    })),
+  };
+}
+
+/** What kubelet with the agent's device plugins reports when it reads `inventory` at its start (see the file comment). */
+function kubeletResources(inventory: Inventory): Record<string, string> {
+  const devices = Object.fromEntries(pluginDevicesOf(inventory.nics).map((device) => [device.resource, '1']));
+  const hugepages: Record<string, number> = {};
+  for (const numa of inventory.numaNodes) for (const size of numa.hugepages) hugepages[size.pageSize] = (hugepages[size.pageSize] ?? 0) + size.total;
+  const bytes = Object.fromEntries(Object.entries(hugepages).map(([size, pages]) => [`hugepages-${size}`, formatByteQuantity(pages * PAGE_SIZE_BYTES[size as keyof typeof PAGE_SIZE_BYTES])]));
+  return { ...devices, ...bytes };
 }

@@ -3,12 +3,16 @@ import type { HugepagePool, HugepagePoolStatus } from '../../api/hugepage-pool.j
 import type { NfvNodeStatus } from '../../api/nfv-node.js';
 import { setCondition, type Condition } from '../../runtime/conditions.js';
 import { matchesSelector } from '../placement/node-eligibility.js';
+import { advertisedPages, KUBELET_ADVERTISED, kubeletVerdict, type AdvertisedPages } from './kubelet-advertised.js';
+import { summarizeList } from './summarize-list.js';
 
-/** A node as the pool controller sees it: its labels and its NfvNode status, if published. */
+/** A node as the pool controller sees it: its labels, its NfvNode status and its Node's allocatable, if known. */
 export interface PoolNodeView {
   name: string;
   labels: Record<string, string>;
   nfvNode: NfvNodeStatus | undefined;
+  /** Node.status.allocatable; undefined while the Node or its status is not known. */
+  allocatable: Record<string, string> | undefined;
 }
 
 type NodeCounts = NonNullable<HugepagePoolStatus['nodes']>[number];
@@ -16,8 +20,9 @@ type NodeCounts = NonNullable<HugepagePoolStatus['nodes']>[number];
 /**
  * The pool status from the agents' reports (requested and allocated pages per NUMA node) and the
  * controller's ledgers (claimed pages). Degraded when a kernel gave fewer pages than asked, with
- * the agent's reason (1Gi pages on a fragmented node are the usual cause); Ready when every
- * selected node has reported and got all its pages.
+ * the agent's reason (1Gi pages on a fragmented node are the usual cause); KubeletAdvertised False
+ * when a kubelet that started before the reservation does not advertise the pages; Ready when every
+ * selected node has reported, got all its pages and advertises them.
  */
 export function aggregatePool(pool: HugepagePool, nodes: readonly PoolNodeView[], now: Date): HugepagePoolStatus {
   const name = pool.metadata.name!;
@@ -25,6 +30,7 @@ export function aggregatePool(pool: HugepagePool, nodes: readonly PoolNodeView[]
   const selected = nodes.filter((n) => matchesSelector(n.labels, pool.spec.nodeSelector)).sort((a, b) => a.name.localeCompare(b.name));
   const silent: string[] = [];
   const nodeCounts: NodeCounts[] = [];
+  const advertised: AdvertisedPages[] = [];
   for (const node of selected) {
     const reservations = (node.nfvNode?.hugepagePools ?? []).filter((r) => r.pool === name);
     if (reservations.length === 0) {
@@ -41,6 +47,7 @@ export function aggregatePool(pool: HugepagePool, nodes: readonly PoolNodeView[]
       })
       .sort((a, b) => a.numaNode - b.numaNode);
     const short = reservations.find((r) => r.allocated < r.requested);
+    if (reservations.some((r) => r.allocated > 0)) advertised.push(advertisedPages(node.name, node.nfvNode, node.allocatable, pool.spec.pageSize));
     nodeCounts.push({
       node: node.name,
       ...sumCounts(numaNodes),
@@ -66,10 +73,15 @@ export function aggregatePool(pool: HugepagePool, nodes: readonly PoolNodeView[]
   } else {
     update('Degraded', 'False', 'AllPagesReserved', 'every node got the pages it was asked for');
   }
+  const kubelet = kubeletVerdict(pool.spec.pageSize, advertised);
+  update(KUBELET_ADVERTISED, kubelet.status, kubelet.reason, kubelet.message);
   if (selected.length === 0) {
     update('Ready', 'False', 'NoMatchingNodes', 'no NFV node matches spec.nodeSelector');
   } else if (silent.length > 0) {
-    update('Ready', 'False', 'WaitingForNodeAgents', `no report yet from the node agent on ${silent.slice(0, 5).join(', ')}${silent.length > 5 ? ` and ${silent.length - 5} more` : ''}`);
+    update('Ready', 'False', 'WaitingForNodeAgents', `no report yet from the node agent on ${summarizeList(silent)}`);
+  } else if (kubelet.status === 'False') {
+    // Before Degraded: the pages a kernel gave serve VNFs, the pages kubelet does not advertise serve none.
+    update('Ready', 'False', kubelet.reason, kubelet.message);
   } else if (shortNodes.length > 0) {
     update('Ready', 'False', 'Degraded', `${shortNodes.length} of ${nodeCounts.length} nodes have fewer pages than requested`);
   } else {

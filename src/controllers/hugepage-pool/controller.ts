@@ -21,7 +21,10 @@ export interface HugepagePoolControllerOptions {
   clock: Clock;
 }
 
-/** Aggregates the agents' per-node reservations and the ledgers into each pool's status. */
+/**
+ * Aggregates the agents' per-node reservations, the ledgers and the hugepages kubelet advertises in
+ * each Node's allocatable into each pool's status.
+ */
 export function hugepagePoolController(options: HugepagePoolControllerOptions): Controller {
   const { pools, nodes, nfvNodes, statusWriter, clock } = options;
   const allPools = () => pools.list().map(objectKey);
@@ -36,6 +39,7 @@ export function hugepagePoolController(options: HugepagePoolControllerOptions): 
         name: nfvNode.metadata.name!,
         labels: nodes.getByName(nfvNode.metadata.name!)?.metadata?.labels ?? {},
         nfvNode: nfvNode.status,
+        allocatable: nodes.getByName(nfvNode.metadata.name!)?.status?.allocatable,
       }));
       const status = aggregatePool(pool, views, new Date(clock.now()));
       if (!jsonEqual(pool.status, status)) await statusWriter.write(resources.hugepagePools, pool, status, { signal: ctx.signal });
@@ -45,5 +49,16 @@ export function hugepagePoolController(options: HugepagePoolControllerOptions): 
     .watches(nfvNodes, allPools, {
       filter: (e) => e.type !== 'update' || !jsonEqual([e.oldObject.status?.hugepagePools, e.oldObject.status?.allocations], [e.object.status?.hugepagePools, e.object.status?.allocations]),
     })
-    .watches(nodes, allPools, { filter: (e) => e.type !== 'update' || !jsonEqual(e.oldObject.metadata?.labels, e.object.metadata?.labels) });
+    .watches(nodes, allPools, {
+      // Labels select nodes; allocatable hugepages change when kubelet restarts (KubeletAdvertised).
+      // Heartbeats and other status changes are skipped.
+      filter: (e) =>
+        e.type !== 'update' ||
+        !jsonEqual([e.oldObject.metadata?.labels, hugepageAllocatable(e.oldObject)], [e.object.metadata?.labels, hugepageAllocatable(e.object)]),
+    });
+}
+
+/** The `hugepages-<size>` entries of a Node's allocatable. */
+function hugepageAllocatable(node: V1Node): Record<string, string> {
+  return Object.fromEntries(Object.entries(node.status?.allocatable ?? {}).filter(([resource]) => resource.startsWith('hugepages-')));
 }
