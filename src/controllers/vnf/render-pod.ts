@@ -28,9 +28,9 @@ export interface PodRenderInput {
 
 /**
  * The VNF's pod: bound to the placed node, its DPDK container sees only its hugetlbfs mount, its
- * PCI devices, its CPUs and its device nodes (requested from the node agent's device plugins), and an init gate holds it until the node agent
- * has written this pod's UID into the ready signal (so a stale signal of an earlier pod never
- * opens the gate).
+ * PCI devices, its CPUs and its device nodes (requested from the node agent's device plugins),
+ * and an init gate holds it until the node agent has written this pod's UID into the ready signal
+ * (so a stale signal of an earlier pod never opens the gate).
  */
 export function renderPod({ vnf, placement, nodeCpus, gateImage }: PodRenderInput): V1Pod {
   const { name, namespace, uid } = vnf.metadata as { name: string; namespace: string; uid: string };
