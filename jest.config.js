@@ -1,6 +1,7 @@
-// Three suites:
+// Four suites:
 //  unit - pure code, no processes, no host changes;
 //  host - the node agent on the real kernel (root: hugetlbfs, cgroups, mount namespaces);
+//  vm   - host tests again inside a qemu guest that is a pure cgroup v2 host (test/vm/vm-guest.ts);
 //  e2e  - a real local control plane (etcd, kube-apiserver, scheduler, controller-manager, KWOK)
 //         started once by the global setup and shared by every e2e file.
 const common = {
@@ -22,6 +23,7 @@ export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     { ...common, displayName: 'host', testMatch: ['<rootDir>/test/host/**/*.test.ts'] },
+    { ...common, displayName: 'vm', testMatch: ['<rootDir>/test/vm/**/*.test.ts'] },
     {
       ...common,
       displayName: 'e2e',
