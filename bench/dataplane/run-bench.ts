@@ -2,19 +2,25 @@
  * npm run bench:dataplane: the same dpdk-testpmd forwarding, on the same lcores, in three
  * environments, to measure what the node agent's isolation costs:
  *
- *   host      testpmd pinned with taskset, nothing else;
- *   isolated  the agent's kind of isolation in a namespace sandbox: cpuset and hugetlb cgroups,
- *             masked CPU and PCI sysfs, hugetlbfs with size=, own mount, pid and network
- *             namespaces (test/host/dataplane/vnf-isolation.ts builds it, as the agent would);
- *   docker    the real thing: the VNF placed by the controller's plan, its pod rendered, the host
- *             and the pod cgroup prepared by the node agent, the pod run with Docker
- *             (test/host/dataplane/one-node-cluster.ts and kubelet-pod.ts, as the data-plane
- *             tests run it).
+ *   host      testpmd pinned with taskset on a hugetlbfs mount of its own, nothing else;
+ *   isolated  the VNF placed by the controller's plan, its pod rendered, the host and the
+ *             kubelet-style pod cgroup prepared by the node agent (hugetlbfs with size=, the CPU
+ *             and PCI sysfs masks, the memif directory, the cpuset and hugetlb limits), as the
+ *             data-plane tests do it (test/host/dataplane/one-node-cluster.ts, kubelet-pod.ts);
+ *             the pod's containers then run in a namespace sandbox (sandbox-runtime.ts: own
+ *             mount, pid and network namespaces, the pod's volumes as bind mounts, a cgroup under
+ *             the pod cgroup), with the image's entrypoint and the host's testpmd: the isolation
+ *             is exactly the agent's, without a container engine;
+ *   docker    the same path with Docker (through testcontainers) as the runtime, running the
+ *             VNF image.
  *
  * Modes: io and macswap between two net_null ports, io between two net_ring ports (a burst
  * sent with --tx-first circulates), and the memif chain of two VNFs (edge: memif <-> net_null,
  * io; loop: memif, macswap back). Single-VNF modes run on the last CPU (main and forwarding lcore
- * both on it); the chain puts edge on the first CPU and loop on the last.
+ * both on it); the chain puts edge on the first CPU and loop on the last. In isolated and docker,
+ * testpmd's options are the VNF's spec.args and the image's entrypoint adds the operator's EAL
+ * options and its own testpmd defaults; the host passes the same options to testpmd by hand. host
+ * and isolated run Debian's DPDK of the host, docker the image's (with the memif PMD of patches/).
  *
  * Each mode runs N times per environment, the environments interleaved so that a change of load
  * on the machine hits them alike. A run's Mpps is the median of testpmd's per-second Rx-pps after
@@ -26,21 +32,26 @@
  * (up to 30 s) for the machine to be quiet, and counts the runs it had to start on a busy one.
  *
  *   npm run bench:dataplane -- [--runs 5] [--seconds 6] [--modes io,macswap,ring,memif] [--envs host,isolated,docker]
+ *
+ * Ctrl-C (or SIGTERM) stops it after the run in progress, and it cleans up as after a failure.
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { posix } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseCpuList } from '../../src/api/cpu-list.js';
 import { VNF_NAME_LABEL } from '../../src/api/group.js';
-import { ExtraHugepages, lockHugepages, TempTree } from '../../test/host/helpers/host-fixtures.js';
-import { removeTestContainers } from '../../test/host/dataplane/docker-container.js';
+import { execFileAsync, ExtraHugepages, lockHugepages, TempTree, unmountAllUnder } from '../../test/host/helpers/host-fixtures.js';
+import type { ContainerProcess, ContainerRuntime } from '../../test/host/dataplane/container-process.js';
+import { DockerRuntime } from '../../test/host/dataplane/docker-runtime.js';
+import { FakePciBus } from '../../test/host/dataplane/fake-pci-bus.js';
+import { HostProcess } from '../../test/host/dataplane/host-process.js';
 import { buildImages, IMAGES } from '../../test/host/dataplane/images.js';
 import { removeKubeletCgroups, type KubeletPod } from '../../test/host/dataplane/kubelet-pod.js';
 import { OneNodeCluster } from '../../test/host/dataplane/one-node-cluster.js';
 import { missingPrerequisites, type Prerequisite } from '../../test/host/dataplane/prerequisites.js';
-import { SandboxedApp } from '../../test/host/dataplane/sandbox.js';
+import { SandboxRuntime } from '../../test/host/dataplane/sandbox-runtime.js';
 import { lcoreArgs, parseTestpmdOutput, type PortStats } from '../../test/host/dataplane/testpmd-output.js';
 import { startVnfPod, VNF_CONTAINER } from '../../test/host/dataplane/vnf-pod-startup.js';
-import { FakePciBus, VnfIsolation, type PodMount } from '../../test/host/dataplane/vnf-isolation.js';
 
 const MiB = 2 ** 20;
 /** Hugepages of each VNF; EAL preallocates all of it (--socket-mem), as the operator renders it. */
@@ -51,8 +62,7 @@ type Mode = (typeof MODES)[number];
 type Env = (typeof ENVS)[number];
 const TARGET = 0.98;
 const WARMUP_BLOCKS = 2;
-const LINK_MOUNT = '/run/memif/bench';
-/** Top cgroup of the docker environment's pods in every hierarchy. */
+/** Top cgroup of the isolated and docker environments' pods in every hierarchy. */
 const BENCH_CGROUPS = `nfv-bench-${process.pid}`;
 
 interface Sample {
@@ -64,8 +74,24 @@ interface Sample {
 
 /** One testpmd of a run, whichever environment runs it. */
 interface Vnf {
-  output(): string;
+  /** Stops it and returns its output, the final statistics included. */
   stop(): Promise<string>;
+  /** Kills it if it still runs. */
+  kill(): Promise<void>;
+}
+
+/** A started testpmd as a {@link Vnf}. */
+function stoppable(app: ContainerProcess): Vnf {
+  return {
+    stop: async () => {
+      await app.stop();
+      await app.waitFor('the final statistics', /Bye\.\.\./, 10_000).catch(() => undefined);
+      return app.output;
+    },
+    kill: async () => {
+      if (!app.hasEnded) await app.kill();
+    },
+  };
 }
 
 /**
@@ -98,7 +124,7 @@ for (const env of envs) if (!ENVS.includes(env)) throw new Error(`unknown enviro
 
 const cpus = parseCpuList(readFileSync('/sys/devices/system/cpu/present', 'utf8').trim());
 const [firstCpu, lastCpu] = [cpus[0]!, cpus.at(-1)!];
-const memif = (role: 'server' | 'client') => `net_memif0,role=${role},id=0,socket=${LINK_MOUNT}/memif.sock,socket-abstract=no`;
+const memif = (role: 'server' | 'client', linkDir: string) => `net_memif0,role=${role},id=0,socket=${linkDir}/memif.sock,socket-abstract=no`;
 const common = ['--auto-start', '--stats-period', '1', '--record-core-cycles', '--total-num-mbufs', '8192'];
 
 /** The testpmds of a mode; the first one is measured. */
@@ -118,9 +144,11 @@ function roles(mode: Mode): Role[] {
   }
 }
 
-function ealArgs(role: Role, hugeDir: string, linkDir: string): string[] {
-  const vdevs = [...(role.link ? [memif(role.link).replace(LINK_MOUNT, linkDir)] : []), ...role.vdevs];
-  return [...lcoreArgs([role.cpu]), '--huge-dir', hugeDir, '--file-prefix', `bench-${role.name}`, '--socket-mem', String(ALLOCATION / MiB), ...vdevs.flatMap((v) => ['--vdev', v])];
+/** The host's testpmd command line: the EAL options a pod is rendered with, at host paths. */
+function hostTestpmdArgs(role: Role, hugeDir: string, linkDir: string): string[] {
+  const vdevs = [...(role.link ? [memif(role.link, linkDir)] : []), ...role.vdevs];
+  const eal = [...lcoreArgs([role.cpu]), '--huge-dir', hugeDir, '--file-prefix', `bench-${role.name}`, '--socket-mem', String(ALLOCATION / MiB), ...vdevs.flatMap((v) => ['--vdev', v])];
+  return [...eal, '--', ...role.forwarding, ...common];
 }
 
 /** Share of the CPUs' time that was not idle over `ms`, from /proc/stat. */
@@ -165,6 +193,15 @@ function runMpps(stats: PortStats[], ports: number[]): number {
   return steady.length > 0 ? median(steady) / 1e6 : 0;
 }
 
+/** The signal that asked the bench to stop: it stops after the run in progress and cleans up as after a failure. */
+let interrupted: NodeJS.Signals | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = signal;
+    process.stderr.write(`\n${signal}: stopping after the run in progress, then cleaning up\n`);
+  });
+}
+
 async function main(): Promise<void> {
   const needs: Prerequisite[] = ['root', 'dpdk', 'hugepages', 'hugetlb-cgroup', ...(envs.includes('docker') ? (['docker'] as const) : [])];
   const missing = await missingPrerequisites(needs);
@@ -175,30 +212,41 @@ async function main(): Promise<void> {
   const pages = new ExtraHugepages();
   const tree = new TempTree('nfv-bench-dataplane');
   const samples = new Map<string, Sample[]>();
+  const runtimes: Record<Exclude<Env, 'host'>, ContainerRuntime | undefined> = {
+    isolated: envs.includes('isolated') ? new SandboxRuntime(tree.path('sandbox')) : undefined,
+    docker: envs.includes('docker') ? new DockerRuntime() : undefined,
+  };
   try {
     pages.ensureFree(64);
     const bus = new FakePciBus(tree.path('fake-sys'), []);
     let serial = 0;
 
-    /** Starts one role of a run on the host or in the namespace sandbox. */
-    async function start(env: 'host' | 'isolated', role: Role, link: PodMount): Promise<{ vnf: Vnf; isolation: VnfIsolation }> {
-      serial++;
-      const isolation = await VnfIsolation.prepare(tree.path(`${role.name}-${env}-${serial}`), { name: `${role.name}-${serial}`, cpus: [role.cpu], hugepageBytes: ALLOCATION, pciDevices: [] }, bus, {
-        cgroups: env === 'isolated',
-      });
-      // Outside a container the socket is at its host path: the EAL arguments name the host path.
-      const testpmd = [...ealArgs(role, isolation.hugepageDir, link.source), '--', ...role.forwarding, ...common];
-      const app = env === 'host' ? SandboxedApp.startOnHost(role.name, [role.cpu], 'dpdk-testpmd', testpmd) : SandboxedApp.start(role.name, isolation, 'dpdk-testpmd', testpmd);
-      await app.waitFor(/packet forwarding - ports=/);
-      return { isolation, vnf: { output: () => app.output, stop: async () => (await app.stop()).output } };
+    const runtimeOf = (env: Exclude<Env, 'host'>) => runtimes[env]!;
+
+    /** The roles of a mode on the host: a hugetlbfs mount of the allocation's size each and a memif directory, testpmd pinned with taskset. */
+    async function startOnHost(mode: Mode): Promise<Vnf[]> {
+      const runDir = tree.path(`host-${++serial}`);
+      const linkDir = posix.join(runDir, 'memif');
+      mkdirSync(linkDir, { recursive: true });
+      const started: Vnf[] = [];
+      // The chain's server first, so that the client connects at once.
+      for (const role of [...roles(mode)].reverse()) {
+        const hugeDir = posix.join(runDir, `hugepages-${role.name}`);
+        mkdirSync(hugeDir);
+        await execFileAsync('mount', ['-t', 'hugetlbfs', '-o', `pagesize=2M,size=${ALLOCATION}`, 'nodev', hugeDir]);
+        const app = new HostProcess(role.name, [role.cpu], 'dpdk-testpmd', hostTestpmdArgs(role, hugeDir, linkDir));
+        started.unshift(stoppable(app));
+        await app.waitFor('forwarding', /packet forwarding - ports=/);
+      }
+      return started;
     }
 
     /**
      * Starts the roles of a mode as VNFs of a one-node cluster made for the run: placed by the
      * controller's plan on the roles' CPUs (the only isolated ones), prepared by the node agent,
-     * each pod run with Docker; testpmd's options are the VNF's spec.args.
+     * each pod run by `runtime`; testpmd's options are the VNF's spec.args.
      */
-    async function deploy(mode: Mode): Promise<{ vnfs: Vnf[]; cleanup: () => Promise<void> }> {
+    async function deploy(mode: Mode, runtime: ContainerRuntime): Promise<{ vnfs: Vnf[]; cleanup: () => Promise<void> }> {
       serial++;
       const modeRoles = roles(mode);
       const cluster = await OneNodeCluster.start({
@@ -228,7 +276,7 @@ async function main(): Promise<void> {
           const { pod } = cluster.place(vnf);
           const role = modeRoles.find((r) => r.name === vnf.metadata.name)!;
           if (vnf.status!.placement!.cpus !== String(role.cpu)) throw new Error(`${mode}: the controller placed ${role.name} on CPU ${vnf.status!.placement!.cpus}, not ${role.cpu}`);
-          pods.push(await startVnfPod(cluster, vnf, pod, BENCH_CGROUPS));
+          pods.push(await startVnfPod(cluster, vnf, pod, { cgroupTop: BENCH_CGROUPS, runtime }));
         }
         const podOf = (role: Role) => pods.find((p) => p.pod.metadata!.labels![VNF_NAME_LABEL] === role.name)!;
         const started: Vnf[] = [];
@@ -236,14 +284,7 @@ async function main(): Promise<void> {
         for (const role of [...modeRoles].reverse()) {
           const container = podOf(role).start(VNF_CONTAINER);
           await container.waitFor('forwarding', /packet forwarding - ports=/);
-          started.unshift({
-            output: () => container.output,
-            stop: async () => {
-              await container.stop();
-              await container.waitFor('the final statistics', /Bye\.\.\./, 10_000).catch(() => undefined);
-              return container.output;
-            },
-          });
+          started.unshift(stoppable(container));
         }
         return { vnfs: started, cleanup };
       } catch (err) {
@@ -254,36 +295,38 @@ async function main(): Promise<void> {
 
     async function run(mode: Mode, env: Env): Promise<Sample> {
       const busyBefore = await waitForQuiet();
-      const link = { source: tree.path(`memif-${++serial}`), target: LINK_MOUNT };
-      mkdirSync(link.source, { recursive: true });
-      const started: { vnf: Vnf; isolation?: VnfIsolation }[] = [];
+      let started: Vnf[] = [];
       let deployed: Awaited<ReturnType<typeof deploy>> | undefined;
       try {
-        if (env === 'docker') {
-          deployed = await deploy(mode);
-          started.push(...deployed.vnfs.map((vnf) => ({ vnf })));
+        if (env === 'host') {
+          started = await startOnHost(mode);
         } else {
-          // The chain's server first, so that the client connects at once.
-          for (const role of [...roles(mode)].reverse()) started.unshift(await start(env, role, link));
+          deployed = await deploy(mode, runtimeOf(env));
+          started = deployed.vnfs;
         }
         await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
         const outputs: string[] = [];
-        for (const { vnf } of started) outputs.push(await vnf.stop());
+        for (const vnf of started) outputs.push(await vnf.stop());
         const report = parseTestpmdOutput(outputs[0]!);
         const mpps = runMpps(report.stats, roles(mode)[0]!.measuredPorts);
         if (mpps === 0 || report.cyclesPerPacket === undefined) throw new Error(`${mode}/${env}: no traffic measured; output:\n${outputs[0]!.slice(-3000)}`);
         return { mpps, cyclesPerPacket: report.cyclesPerPacket, busyBefore };
       } finally {
+        // A run that failed half-way leaves processes: gone before their mounts and cgroups go.
+        for (const vnf of started) await vnf.kill();
         await deployed?.cleanup();
-        for (const { isolation } of started) await isolation?.destroy();
-        // Only on the host does EAL's runtime directory outlive the run (the others have their own /run).
-        if (env === 'host') for (const role of roles(mode)) rmSync(`/run/dpdk/bench-${role.name}`, { recursive: true, force: true });
+        if (env === 'host') {
+          await unmountAllUnder(tree.dir);
+          // Only on the host does EAL's runtime directory outlive the run (the others have their own /run).
+          for (const role of roles(mode)) rmSync(`/run/dpdk/bench-${role.name}`, { recursive: true, force: true });
+        }
       }
     }
 
     for (const mode of modes) {
       for (let i = 0; i < runs; i++) {
         for (const env of envs) {
+          if (interrupted) throw new Error(`bench:dataplane interrupted by ${interrupted}; cleaned up`);
           const sample = await run(mode, env);
           const key = `${mode}/${env}`;
           samples.set(key, [...(samples.get(key) ?? []), sample]);
@@ -292,8 +335,9 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await removeTestContainers();
+    for (const runtime of Object.values(runtimes)) await runtime?.removeContainers();
     removeKubeletCgroups(BENCH_CGROUPS);
+    await unmountAllUnder(tree.dir);
     await tree.cleanup();
     pages.cleanup();
     unlock();

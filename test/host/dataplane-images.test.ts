@@ -4,21 +4,19 @@
  * prepared by the node agent (the l2fwd image is proved the same way in dataplane-isolation and
  * dataplane-memif-chain).
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
 import type { VirtualNetworkFunction } from '../../src/api/virtual-network-function.js';
 import { lockHugepages, TempTree } from './helpers/host-fixtures.js';
 import { FakePciBus } from './dataplane/fake-pci-bus.js';
 import { buildImages, IMAGES, type ImageName } from './dataplane/images.js';
+import { DockerRuntime, imageLabels, runInImage } from './dataplane/docker-runtime.js';
 import { tearDownDataplane, type KubeletPod } from './dataplane/kubelet-pod.js';
 import { OneNodeCluster } from './dataplane/one-node-cluster.js';
-import { DOCKER, describeDataplane, missingPrerequisites } from './dataplane/prerequisites.js';
+import { describeDataplane, missingPrerequisites } from './dataplane/prerequisites.js';
 import { parseTestpmdOutput } from './dataplane/testpmd-output.js';
 import { startVnfPod, VNF_CONTAINER } from './dataplane/vnf-pod-startup.js';
 
-const execFileAsync = promisify(execFile);
 const MiB = 2 ** 20;
 /** l3fwd's LPM tables (IPv4 and IPv6) need about 200 MiB of hugepages. */
 const ROUTER_HUGEPAGES = 256 * MiB;
@@ -29,6 +27,7 @@ const missing = await missingPrerequisites(['root', 'hugepages', 'hugetlb-cgroup
 describeDataplane('the images', missing, () => {
   jest.setTimeout(120_000);
   const cgroupTop = `nfv-dataplane-${process.pid}`;
+  const runtime = new DockerRuntime();
   let tree: TempTree;
   let cluster: OneNodeCluster;
   let unlock: (() => void) | undefined;
@@ -51,21 +50,19 @@ describeDataplane('the images', missing, () => {
       for (const { pod } of deployed) await pod?.delete();
       for (const { vnf } of deployed.reverse()) await cluster?.delete(vnf);
     } finally {
-      await tearDownDataplane({ cgroupTop, cluster, tree, unlock });
+      await tearDownDataplane({ runtime, cgroupTop, cluster, tree, unlock });
     }
   });
 
   test('every image is built, from the debootstrapped base, and the Node images run Node 20', async () => {
     for (const tag of Object.values(IMAGES)) {
-      const { stdout } = await execFileAsync(DOCKER, ['image', 'inspect', '-f', '{{index .Config.Labels "dev.nfv.image"}}', tag]);
-      expect(stdout.trim()).not.toBe('');
+      expect((await imageLabels(tag))['dev.nfv.image']).toBeTruthy();
     }
     for (const tag of [IMAGES.operator, IMAGES['node-agent']]) {
-      const { stdout } = await execFileAsync(DOCKER, ['run', '--rm', '--network', 'none', '--entrypoint', 'node', tag, '--version']);
-      expect(stdout.trim()).toMatch(/^v20\./);
+      expect(await runInImage(runtime, tag, ['node', '--version'])).toEqual({ code: 0, output: expect.stringMatching(/^v20\./) });
     }
-    const { stdout } = await execFileAsync(DOCKER, ['run', '--rm', '--network', 'none', '--entrypoint', 'cat', IMAGES['dpdk-base'], '/usr/share/doc/nfv-operator/dpdk-patches']);
-    expect(stdout).toBe(readFileSync(new URL('../../patches/series', import.meta.url), 'utf8'));
+    const patches = await runInImage(runtime, IMAGES['dpdk-base'], ['cat', '/usr/share/doc/nfv-operator/dpdk-patches']);
+    expect(patches).toEqual({ code: 0, output: readFileSync(new URL('../../patches/series', import.meta.url), 'utf8') });
   });
 
   test('the l3fwd VNF routes generated IPv4 traffic by its LPM table, over the memif link of its spec', async () => {
@@ -91,7 +88,7 @@ describeDataplane('the images', missing, () => {
     for (const vnf of [router, tester]) {
       const entry: (typeof deployed)[number] = { vnf };
       deployed.push(entry);
-      entry.pod = await startVnfPod(cluster, vnf, cluster.place(vnf).pod, cgroupTop);
+      entry.pod = await startVnfPod(cluster, vnf, cluster.place(vnf).pod, { cgroupTop, runtime });
     }
     const [routerPod, testerPod] = deployed.map((d) => d.pod!);
 

@@ -5,7 +5,7 @@
  * link's directory at /run/memif/<link> and gets the link's net_memif vdev in NFV_EAL_ARGS, with a
  * non-abstract socket file in that directory. The node agent creates the directory (shared by the
  * two ends, named after the server and the client) and removes it with the last end. Each pod
- * runs with Docker in its own network namespace.
+ * runs with Docker (through testcontainers) in its own network namespace.
  *
  * VNF "edge" (client) forwards between the link and a net_null port, which generates traffic;
  * VNF "core" (server) sends everything back on the link with MACs swapped. Packets that edge
@@ -21,12 +21,13 @@ import { memifLinkDir } from '../../src/api/host-paths.js';
 import type { VirtualNetworkFunction } from '../../src/api/virtual-network-function.js';
 import { findCondition } from '../../src/runtime/conditions.js';
 import { lockHugepages, mountPointsUnder, TempTree } from './helpers/host-fixtures.js';
-import { testContainers, type DockerContainer } from './dataplane/docker-container.js';
+import type { ContainerProcess } from './dataplane/container-process.js';
+import { DockerRuntime } from './dataplane/docker-runtime.js';
 import { FakePciBus } from './dataplane/fake-pci-bus.js';
 import { buildImages, IMAGES } from './dataplane/images.js';
 import { kubeletCgroupsLeft, tearDownDataplane, type KubeletPod } from './dataplane/kubelet-pod.js';
 import { OneNodeCluster, type VnfSpecInput } from './dataplane/one-node-cluster.js';
-import { podContainer, type ExtraBindMount } from './dataplane/pod-to-docker.js';
+import { podContainer, type ExtraBindMount } from './dataplane/pod-container-spec.js';
 import { describeDataplane, missingPrerequisites } from './dataplane/prerequisites.js';
 import { parseTestpmdOutput } from './dataplane/testpmd-output.js';
 import { startVnfPod, VNF_CONTAINER } from './dataplane/vnf-pod-startup.js';
@@ -45,6 +46,7 @@ const missing = await missingPrerequisites(['root', 'dpdk', 'hugepages', 'hugetl
 describeDataplane('a chain of two VNFs linked by net_memif in spec.links', missing, () => {
   jest.setTimeout(120_000);
   const cgroupTop = `nfv-dataplane-${process.pid}`;
+  const runtime = new DockerRuntime();
   let tree: TempTree;
   let cluster: OneNodeCluster;
   let unlock: (() => void) | undefined;
@@ -81,7 +83,7 @@ describeDataplane('a chain of two VNFs linked by net_memif in spec.links', missi
   });
 
   afterAll(async () => {
-    await tearDownDataplane({ cgroupTop, cluster, tree, unlock });
+    await tearDownDataplane({ runtime, cgroupTop, cluster, tree, unlock });
   });
 
   /** An l2fwd VNF with one memif link to `peer`; `args` is spec.args as a user writes it. */
@@ -106,29 +108,29 @@ describeDataplane('a chain of two VNFs linked by net_memif in spec.links', missi
     expect(findCondition(waiting.status?.conditions, 'Placed')).toMatchObject({ status: 'False', reason: 'WaitingForPeer' });
     const placed = { core: cluster.place(core), edge: cluster.place(edge) };
     const extraMounts: ExtraBindMount[] = options.debianPmd ? [{ source: DEBIAN_MEMIF_PMD, target: DEBIAN_MEMIF_PMD, readOnly: true, reason: "Debian's unpatched memif PMD over the image's patched one" }] : [];
-    chain.pods.core = await startVnfPod(cluster, core, placed.core.pod, cgroupTop, extraMounts);
-    chain.pods.edge = await startVnfPod(cluster, edge, placed.edge.pod, cgroupTop, extraMounts);
+    chain.pods.core = await startVnfPod(cluster, core, placed.core.pod, { cgroupTop, runtime, extraMounts });
+    chain.pods.edge = await startVnfPod(cluster, edge, placed.edge.pod, { cgroupTop, runtime, extraMounts });
     return chain;
   }
 
   /** Starts (or restarts) the VNF container of a pod. */
-  function start(pod: KubeletPod, env?: Record<string, string>): DockerContainer {
+  function start(pod: KubeletPod, env?: Record<string, string>): ContainerProcess {
     return pod.start(VNF_CONTAINER, env ? { env } : {});
   }
 
   const envOf = (pod: KubeletPod, name: string) => podContainer(pod.pod, VNF_CONTAINER).env!.find((e) => e.name === name)!.value!;
-  const running = (vnf: DockerContainer) => vnf.waitFor('packet forwarding', /packet forwarding - ports=\d+/);
+  const running = (vnf: ContainerProcess) => vnf.waitFor('packet forwarding', /packet forwarding - ports=\d+/);
 
   /** Periodic statistics blocks of `port` printed so far. */
-  const blocks = (vnf: DockerContainer, port: number) => parseTestpmdOutput(vnf.output).stats.filter((s) => s.port === port);
+  const blocks = (vnf: ContainerProcess, port: number) => parseTestpmdOutput(vnf.output).stats.filter((s) => s.port === port);
 
   /** Waits for a statistics block, after the first `after` ones, in which `port` received packets. */
-  async function waitForTraffic(vnf: DockerContainer, port: number, after = blocks(vnf, port).length): Promise<void> {
+  async function waitForTraffic(vnf: ContainerProcess, port: number, after = blocks(vnf, port).length): Promise<void> {
     await vnf.waitFor(`traffic on port ${port}`, () => blocks(vnf, port).slice(after).some((s) => s.rxPps > 0));
   }
 
   /** Asserts that `port` receives nothing during the next `seconds` while the VNF keeps running and reporting. */
-  async function expectNoTraffic(vnf: DockerContainer, port: number, seconds: number): Promise<void> {
+  async function expectNoTraffic(vnf: ContainerProcess, port: number, seconds: number): Promise<void> {
     const after = blocks(vnf, port).length;
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
     const later = blocks(vnf, port).slice(after + 1);
@@ -154,7 +156,7 @@ describeDataplane('a chain of two VNFs linked by net_memif in spec.links', missi
     await waitForTraffic(client, EDGE_LINK_PORT);
     await waitForTraffic(server, CORE_LINK_PORT);
     expect(existsSync(posix.join(linkDir, 'memif.sock'))).toBe(true);
-    const last = (vnf: DockerContainer, port: number) => blocks(vnf, port).at(-1)!;
+    const last = (vnf: ContainerProcess, port: number) => blocks(vnf, port).at(-1)!;
     // edge -> core: core receives and sends back; core -> edge: edge receives on the link.
     expect(last(server, CORE_LINK_PORT).txPackets).toBeGreaterThan(0);
     expect(last(client, EDGE_LINK_PORT).txPackets).toBeGreaterThan(0);
@@ -260,7 +262,7 @@ describeDataplane('a chain of two VNFs linked by net_memif in spec.links', missi
     expect(mountPointsUnder(tree.dir)).toEqual([]);
     expect(kubeletCgroupsLeft(cgroupTop)).toEqual([]);
     expect(await cluster.journals.uids()).toEqual([]);
-    expect(await testContainers()).toEqual([]);
+    expect(await runtime.containers()).toEqual([]);
     expect(await cluster.hugepageTotals()).toEqual(cluster.hugepageTotalsBefore);
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(cluster.stateRoot);
   });

@@ -1,55 +1,21 @@
 /**
- * The kubelet's part for one rendered VNF pod, with Docker as the container runtime: the pod
- * cgroup `<top>/kubepods/burstable/pod<uid>` in every cgroup hierarchy (kubelet's cgroupfs
- * layout, which is what the node agent looks for), and the pod's containers run with
- * `docker run --cgroup-parent` that pod cgroup, so Docker creates each container's cgroup under
- * it, as kubelet's runtime does. A container that stops is started again as a new container of
- * the same pod (restartPolicy Always). Nothing here prepares the host: that is the node agent's.
+ * The kubelet's part for one rendered VNF pod: the pod cgroup `<top>/kubepods/burstable/pod<uid>`
+ * in every cgroup hierarchy (kubelet's cgroupfs layout, which is what the node agent looks for),
+ * and the pod's containers handed to a container runtime (Docker, or the namespace sandbox) with
+ * that pod cgroup as their cgroup parent, so the runtime creates each container's cgroup under it,
+ * as kubelet's runtime does. A container that stops is started again as a new container of the
+ * same pod (restartPolicy Always). Nothing here prepares the host: that is the node agent's.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { posix } from 'node:path';
-import { parseMountInfo } from '../../../node-agent/host/mounts.js';
-import { DockerContainer, removeTestContainers, TEST_CONTAINER_LABEL } from './docker-container.js';
-import { dockerRunArgs, podContainer, type ExtraBindMount } from './pod-to-docker.js';
+import { cgroupHierarchies, removeCgroupTree } from './cgroup-hierarchies.js';
+import type { ContainerProcess, ContainerRuntime } from './container-process.js';
+import { containerRunSpec, podContainer, type ExtraBindMount } from './pod-container-spec.js';
 
 /** Label with the pod UID on each of its containers. */
 const POD_UID_LABEL = 'dev.nfv.dataplane-pod-uid';
-
-/** A mounted cgroup hierarchy. */
-interface Hierarchy {
-  path: string;
-  version: 1 | 2;
-  cpuset: boolean;
-}
-
-/** Every cgroup hierarchy this host mounts (v1 ones and the unified one): Docker puts a container in each. */
-function cgroupHierarchies(): Hierarchy[] {
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8'))
-    .filter((m) => m.fsType === 'cgroup' || m.fsType === 'cgroup2')
-    .map((m) => ({ path: m.mountPoint, version: m.fsType === 'cgroup2' ? 2 : 1, cpuset: m.fsType === 'cgroup' && m.superOptions.includes('cpuset') }));
-}
-
-function rmdirWhenEmpty(dir: string, attempts: number): void {
-  for (let attempt = 0; existsSync(dir); attempt++) {
-    try {
-      rmdirSync(dir);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // Processes of an exiting container leave its cgroup a moment after Docker says it stopped.
-      if (code !== 'EBUSY' || attempt >= attempts) throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-    }
-  }
-}
-
-/** Removes `dir` and every cgroup under it, deepest first. */
-function removeCgroupTree(dir: string): void {
-  if (!existsSync(dir)) return;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeCgroupTree(posix.join(dir, entry.name));
-  rmdirWhenEmpty(dir, 250);
-}
 
 /** A pod on this machine: its cgroups, and its containers run from the rendered spec. */
 export class KubeletPod {
@@ -62,17 +28,19 @@ export class KubeletPod {
   private constructor(
     readonly pod: V1Pod,
     private readonly top: string,
+    private readonly runtime: ContainerRuntime,
     private readonly extraMounts: readonly ExtraBindMount[],
   ) {
     this.cgroupPath = posix.join('/', top, 'kubepods', 'burstable', `pod${this.uid}`);
   }
 
   /**
-   * Creates the pod's cgroups under `top` (a directory of this test run at each hierarchy's root).
-   * `extraMounts` go into every container of the pod; each says why it departs from the pod.
+   * Creates the pod's cgroups under `top` (a directory of this test run at each hierarchy's root);
+   * `runtime` runs its containers. `extraMounts` go into every container of the pod; each says
+   * why it departs from the pod.
    */
-  static create(pod: V1Pod, top: string, extraMounts: readonly ExtraBindMount[] = []): KubeletPod {
-    const kubeletPod = new KubeletPod(pod, top, extraMounts);
+  static create(pod: V1Pod, top: string, runtime: ContainerRuntime, extraMounts: readonly ExtraBindMount[] = []): KubeletPod {
+    const kubeletPod = new KubeletPod(pod, top, runtime, extraMounts);
     try {
       for (const hierarchy of cgroupHierarchies()) {
         let dir = hierarchy.path;
@@ -98,26 +66,25 @@ export class KubeletPod {
   }
 
   /**
-   * Starts container `name` of the pod as a new Docker container, as kubelet starts a container
-   * and restarts it after it stopped. `env` replaces rendered values (a test that shows what
-   * another rendering would do says so).
+   * Starts container `name` of the pod as a new container of the runtime, as kubelet starts a
+   * container and restarts it after it stopped. `env` replaces rendered values (a test that shows
+   * what another rendering would do says so).
    */
-  start(name: string, options: { env?: Record<string, string>; extraMounts?: readonly ExtraBindMount[] } = {}): DockerContainer {
+  start(name: string, options: { env?: Record<string, string>; extraMounts?: readonly ExtraBindMount[] } = {}): ContainerProcess {
     const pod = options.env ? withEnv(this.pod, name, options.env) : this.pod;
-    const containerName = `nfv-dp-${this.pod.metadata?.name}-${name}-${++this.started}-${process.pid}`;
-    const args = dockerRunArgs(pod, name, {
-      containerName,
+    const spec = containerRunSpec(pod, name, {
+      containerName: `nfv-dp-${this.pod.metadata?.name}-${name}-${++this.started}-${process.pid}`,
       podUid: this.uid,
       cgroupParent: this.cgroupPath,
-      labels: { [TEST_CONTAINER_LABEL]: String(process.pid), [POD_UID_LABEL]: this.uid },
+      labels: { [POD_UID_LABEL]: this.uid },
       extraMounts: [...this.extraMounts, ...(options.extraMounts ?? [])],
     });
-    return DockerContainer.run(containerName, args);
+    return this.runtime.start(spec);
   }
 
   /** Deletes the pod: its containers, then its cgroups (kubelet's job when a pod goes away). */
   async delete(): Promise<void> {
-    await removeTestContainers({ [POD_UID_LABEL]: this.uid });
+    await this.runtime.removeContainers({ [POD_UID_LABEL]: this.uid });
     this.removeCgroups();
   }
 
@@ -161,17 +128,18 @@ function withEnv(pod: V1Pod, name: string, env: Record<string, string>): V1Pod {
 
 /**
  * The end of every data-plane test file, in reverse order of its set-up and whatever failed:
- * the test containers, the kubelet-style cgroups under `cgroupTop`, the one-node cluster, the temp
- * tree, then the hugepage lock.
+ * the runtime's containers, the kubelet-style cgroups under `cgroupTop`, the one-node cluster,
+ * the temp tree, then the hugepage lock.
  */
 export async function tearDownDataplane(bed: {
+  runtime: ContainerRuntime;
   cgroupTop: string;
   cluster?: { stop(): Promise<void> };
   tree?: { cleanup(): unknown };
   unlock?: () => void;
 }): Promise<void> {
   try {
-    await removeTestContainers();
+    await bed.runtime.removeContainers();
     removeKubeletCgroups(bed.cgroupTop);
     await bed.cluster?.stop();
     await bed.tree?.cleanup();

@@ -3,18 +3,12 @@
  * hugepages, DPDK or a Docker engine fails the tests with what to install, never a silent pass.
  * NFV_ALLOW_MISSING_DOCKER=1 turns a missing prerequisite into a named skip with a warning.
  */
-import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { findCgroupController } from './vnf-cgroups.js';
-
-const execFileAsync = promisify(execFile);
+import { getContainerRuntimeClient } from 'testcontainers';
+import { cgroupHierarchies } from './cgroup-hierarchies.js';
 
 /** A thing a data-plane test needs from the machine. */
 export type Prerequisite = 'root' | 'dpdk' | 'hugepages' | 'hugetlb-cgroup' | 'docker';
-
-/** Debian's docker client, which matches Debian's engine (see hack/install-dataplane-deps.sh). */
-export const DOCKER = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 
 const INSTALL = 'run hack/install-dataplane-deps.sh as root';
 
@@ -29,10 +23,11 @@ async function check(need: Prerequisite): Promise<string | undefined> {
       if (!existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages')) return 'hugepages: this kernel has no 2 MiB hugepage pool';
       return undefined;
     case 'hugetlb-cgroup':
-      return findCgroupController('hugetlb') ? undefined : 'hugetlb cgroup: no cgroup hierarchy offers the hugetlb controller (mount cgroup v2, or the v1 hugetlb hierarchy)';
+      return cgroupHierarchies().some((h) => h.controllers.includes('hugetlb')) ? undefined : 'hugetlb cgroup: no cgroup hierarchy offers the hugetlb controller (mount cgroup v2, or the v1 hugetlb hierarchy)';
     case 'docker':
       try {
-        await execFileAsync(DOCKER, ['info', '--format', '{{.ServerVersion}}'], { timeout: 20_000 });
+        // What the tests drive containers with: testcontainers finds the engine as they will.
+        await getContainerRuntimeClient();
         return undefined;
       } catch {
         return `docker: no Docker engine answers; ${INSTALL} (installs docker.io and starts dockerd)`;

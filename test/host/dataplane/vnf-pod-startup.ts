@@ -10,9 +10,10 @@
  */
 import type { VirtualNetworkFunction } from '../../../src/api/virtual-network-function.js';
 import type { V1Pod } from '@kubernetes/client-node';
+import type { ContainerRuntime } from './container-process.js';
 import { KubeletPod } from './kubelet-pod.js';
 import type { OneNodeCluster } from './one-node-cluster.js';
-import type { ExtraBindMount } from './pod-to-docker.js';
+import type { ExtraBindMount } from './pod-container-spec.js';
 
 /** Name of the init gate in the rendered pod (src/controllers/vnf/render-pod.ts). */
 export const GATE_CONTAINER = 'wait-for-node-agent';
@@ -22,20 +23,24 @@ export const VNF_CONTAINER = 'vnf';
 /** How long the gate must still be waiting before the agent signals: more than one of its 0.5 s polls. */
 const GATE_HOLD_MS = 700;
 
+/** Where and how the node runs a VNF's pod. */
+export interface PodStartOptions {
+  /** The test run's directory at each cgroup hierarchy's root, above kubepods. */
+  cgroupTop: string;
+  /** The container runtime that runs the pod's containers. */
+  runtime: ContainerRuntime;
+  /** Mounts that depart from the rendered pod, each saying why. */
+  extraMounts?: readonly ExtraBindMount[];
+}
+
 /**
  * Runs steps 1 to 4 for a placed VNF and returns its pod, ready for {@link KubeletPod.start} of
  * the VNF container. Fails if the gate opened before the agent's signal or did not open after it.
  * The pod is deleted again when a step fails.
  */
-export async function startVnfPod(
-  cluster: OneNodeCluster,
-  vnf: VirtualNetworkFunction,
-  renderedPod: V1Pod,
-  cgroupTop: string,
-  extraMounts: readonly ExtraBindMount[] = [],
-): Promise<KubeletPod> {
+export async function startVnfPod(cluster: OneNodeCluster, vnf: VirtualNetworkFunction, renderedPod: V1Pod, options: PodStartOptions): Promise<KubeletPod> {
   await cluster.prepareHost(vnf);
-  const pod = KubeletPod.create(renderedPod, cgroupTop, extraMounts);
+  const pod = KubeletPod.create(renderedPod, options.cgroupTop, options.runtime, options.extraMounts);
   try {
     const gate = pod.start(GATE_CONTAINER);
     const deadline = Date.now() + 15_000;
