@@ -193,11 +193,6 @@ export class FakeKubeletPod {
     return this.pods.get(this.layout[controller]!.path)!;
   }
 
-  /** The container cgroup in the hierarchy of `controller`. */
-  containerDir(controller: 'cpuset' | 'devices' | 'hugetlb'): string {
-    return this.containers.get(this.layout[controller]!.path)!;
-  }
-
   /** `--cgroup` arguments of in-cgroup.mjs that put a process in the container in every hierarchy. */
   joinArgs(): string[] {
     return [...this.containers.values()].flatMap((dir) => ['--cgroup', dir]);
