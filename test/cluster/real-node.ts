@@ -89,12 +89,21 @@ export interface RealNodeOptions {
   logger?: Logger;
 }
 
-/** The device parts of an OCI runtime spec. */
+/** What tests read of the OCI runtime spec of a container: privileges and devices. */
 export interface OciSpecExcerpt {
+  process?: { capabilities?: Record<'bounding' | 'effective' | 'permitted', string[] | undefined>; noNewPrivileges?: boolean };
+  root?: { readonly?: boolean };
   linux?: {
     devices?: Array<{ path: string; type: string; major: number; minor: number }>;
     resources?: { devices?: Array<{ allow: boolean; type?: string; major?: number; minor?: number; access?: string }> };
+    /** Empty for a privileged container. */
+    maskedPaths?: string[];
   };
+}
+
+/** `crictl inspect` of a container, the parts tests read. */
+export interface InspectedContainer {
+  info?: { pid?: number; runtimeSpec?: OciSpecExcerpt };
 }
 
 /** A running real node. */
@@ -301,9 +310,9 @@ export class RealNode {
   }
 
   /** `crictl inspect`: the container's status and, under `info.runtimeSpec`, the OCI spec containerd gave runc. */
-  async inspectContainer(id: string): Promise<{ info?: { runtimeSpec?: OciSpecExcerpt } }> {
+  async inspectContainer(id: string): Promise<InspectedContainer> {
     const { stdout } = await execFileAsync(this.tools.crictl, ['--runtime-endpoint', `unix://${this.layout.containerdSocket}`, 'inspect', '--output', 'json', id]);
-    return JSON.parse(stdout) as { info?: { runtimeSpec?: OciSpecExcerpt } };
+    return JSON.parse(stdout) as InspectedContainer;
   }
 
   /** `crictl rmp --all --force`: stops and removes every pod sandbox and its containers. */

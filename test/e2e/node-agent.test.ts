@@ -249,8 +249,12 @@ function treeHugetlbfsMounts(): string[] {
     .filter((line) => line.split(' ')[2] === 'hugetlbfs' && line.split(' ')[1]!.startsWith(tree.path()));
 }
 
-/** The order in which one VNF's pod went, its node was torn down and it was deleted. */
-function deletionOrder(name: string): string[] {
+/**
+ * The order in which one VNF's pod went, its node was torn down and it was deleted, once the
+ * watch has delivered the deletion (a GET can answer 404 before the watch event arrives).
+ */
+async function deletionOrder(name: string): Promise<string[]> {
+  await waitUntil(`the watch to deliver the deletion of ${name}`, () => timeline.includes(`${name}: deleted`), { timeoutMs: 10_000 });
   return timeline.filter((event) => event.startsWith(`${name}: `) && /pod gone|TornDown|deleted/.test(event));
 }
 
@@ -413,7 +417,7 @@ describe('the real node agent with the real controller, API server and kernel', 
     await waitGone('VNF fwd to be gone', () => getVnf('fwd'));
     await waitGone('pod of fwd to be gone', () => client.get(resources.pods, firstVnf.status!.podName!, { namespace: ns.name }), 5_000);
     expect(nodePrepared.filter((e) => e.startsWith('fwd:')).at(-1)).toBe('fwd: False TornDown');
-    expect(deletionOrder('fwd')).toEqual(['fwd: pod gone', 'fwd: NodePrepared TornDown', 'fwd: deleted']);
+    expect(await deletionOrder('fwd')).toEqual(['fwd: pod gone', 'fwd: NodePrepared TornDown', 'fwd: deleted']);
     expectNothingLeft(firstVnf, firstPodUid);
     expect((await getNfvNode()).status!.allocations ?? []).toEqual([]);
     expect(readRealHugepages().total).toBe(pagesBefore! + EXTRA_PAGES);
@@ -439,7 +443,7 @@ describe('the real node agent with the real controller, API server and kernel', 
     const pod = await client.get<V1Pod>(resources.pods, ready.status!.podName!, { namespace: ns.name });
     await client.delete(resources.vnfs, 'fwd-uio', { namespace: ns.name });
     await waitGone('VNF fwd-uio to be gone', () => getVnf('fwd-uio'));
-    expect(deletionOrder('fwd-uio')).toEqual(['fwd-uio: pod gone', 'fwd-uio: NodePrepared TornDown', 'fwd-uio: deleted']);
+    expect(await deletionOrder('fwd-uio')).toEqual(['fwd-uio: pod gone', 'fwd-uio: NodePrepared TornDown', 'fwd-uio: deleted']);
     expectNothingLeft(ready, pod.metadata!.uid!);
   });
 
@@ -503,7 +507,7 @@ describe('the real node agent with the real controller, API server and kernel', 
     const third = spawnAgent(3);
     await waitGone('VNF fwd-crash to be gone', () => getVnf('fwd-crash'));
     expectNothingLeft(ready, pod.metadata!.uid!);
-    expect(deletionOrder('fwd-crash')).toEqual(['fwd-crash: pod gone', 'fwd-crash: NodePrepared TornDown', 'fwd-crash: deleted']);
+    expect(await deletionOrder('fwd-crash')).toEqual(['fwd-crash: pod gone', 'fwd-crash: NodePrepared TornDown', 'fwd-crash: deleted']);
 
     third.kill('SIGTERM');
     expect(await third.exited).toEqual({ code: 0, signal: null });
