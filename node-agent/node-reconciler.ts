@@ -55,10 +55,15 @@ async function readBaselines(stateRoot: string): Promise<Map<string, number>> {
   }
 }
 
-async function writeBaselines(stateRoot: string, baselines: ReadonlyMap<string, number>): Promise<void> {
+const serializeBaselines = (baselines: ReadonlyMap<string, number>) => JSON.stringify(Object.fromEntries([...baselines].sort()));
+
+/** Replaces the file atomically, and only when the baselines changed: most reconciles change none. */
+async function writeBaselines(stateRoot: string, baselines: ReadonlyMap<string, number>, stored: ReadonlyMap<string, number>): Promise<void> {
+  const text = serializeBaselines(baselines);
+  if (text === serializeBaselines(stored)) return;
   await mkdir(stateRoot, { recursive: true });
   const file = posix.join(stateRoot, BASELINES_FILE);
-  await writeFile(`${file}.tmp`, JSON.stringify(Object.fromEntries([...baselines].sort())));
+  await writeFile(`${file}.tmp`, text);
   await rename(`${file}.tmp`, file);
 }
 
@@ -84,7 +89,8 @@ export function nodeReconciler(deps: NodeReconcilerDeps) {
       held.set(key, (held.get(key) ?? 0) + state.plan.hugepageBytes);
     }
     const pools = deps.listPools();
-    const baselines = await readBaselines(deps.stateRoot);
+    const stored = await readBaselines(deps.stateRoot);
+    const baselines = new Map(stored);
     const managed = [...new Set([...baselines.keys()].map((key) => key.split('/')[0] as PageSize))];
     const targets = planHugepageTargets(pools, labels, numaNodes, held, managed);
     const outcomes: HugepageOutcome[] = [];
@@ -106,7 +112,7 @@ export function nodeReconciler(deps: NodeReconcilerDeps) {
         outcomes.push({ ...target, allocated: 0 });
       }
     }
-    await writeBaselines(deps.stateRoot, baselines);
+    await writeBaselines(deps.stateRoot, baselines, stored);
 
     const inventory = await discover();
     deps.onInventory(inventory);
