@@ -47,7 +47,8 @@ export function hugepagePoolController(options: HugepagePoolControllerOptions): 
   })
     .for(pools)
     .watches(nfvNodes, allPools, {
-      filter: (e) => e.type !== 'update' || !jsonEqual([e.oldObject.status?.hugepagePools, e.oldObject.status?.allocations], [e.object.status?.hugepagePools, e.object.status?.allocations]),
+      // The kernel's pages per NUMA node (inventory) are what KubeletAdvertised compares with.
+      filter: (e) => e.type !== 'update' || !jsonEqual(poolInputs(e.oldObject), poolInputs(e.object)),
     })
     .watches(nodes, allPools, {
       // Labels select nodes; allocatable hugepages change when kubelet restarts (KubeletAdvertised).
@@ -61,4 +62,10 @@ export function hugepagePoolController(options: HugepagePoolControllerOptions): 
 /** The `hugepages-<size>` entries of a Node's allocatable. */
 function hugepageAllocatable(node: V1Node): Record<string, string> {
   return Object.fromEntries(Object.entries(node.status?.allocatable ?? {}).filter(([resource]) => resource.startsWith('hugepages-')));
+}
+
+/** What an NfvNode contributes to pool statuses: reservations, ledger and the kernel's hugepages. */
+function poolInputs(nfvNode: NfvNode): unknown[] {
+  const status = nfvNode.status;
+  return [status?.hugepagePools, status?.allocations, status?.inventory?.numaNodes?.map((numa) => numa.hugepages)];
 }

@@ -45,7 +45,7 @@ describe('hugepagePoolController', () => {
     await controller?.stop({ abortInFlight: true });
   });
 
-  test('re-aggregates when a Node advertises other hugepages, not on its heartbeats', async () => {
+  test('re-aggregates when a Node advertises other hugepages or the kernel holds others, not on heartbeats', async () => {
     const clock = new FakeClock(Date.UTC(2026, 10, 29, 10, 0, 0));
     const pools = informerOf<HugepagePool>(clock, [{ ...goldPool(), metadata: { name: 'gold', resourceVersion: '1' } }]);
     const nodes = informerOf<V1Node & KubeObject>(clock, [node('1', '0')]);
@@ -77,5 +77,14 @@ describe('hugepagePoolController', () => {
     expect(written).toHaveLength(2);
     expect(findCondition(written[1]!.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'True', reason: 'PagesAdvertised' });
     expect(findCondition(written[1]!.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Reserved' });
+
+    // Boot-time pages added by hand on n1: only the agent's inventory shows them.
+    const moreKernelPages = structuredClone(nfvNode);
+    moreKernelPages.metadata.resourceVersion = '2';
+    moreKernelPages.status!.inventory!.numaNodes[0]!.hugepages[0]!.total = 6;
+    nfvNodes.source.lastWatch().push({ type: 'MODIFIED', object: moreKernelPages });
+    await flushPromises();
+    expect(written).toHaveLength(3);
+    expect(findCondition(written[2]!.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'False', reason: 'KubeletRestartRequired' });
   });
 });
