@@ -6,7 +6,7 @@
  * temp dir, and every process with its start time. A pid is only signalled when its start time
  * and command line still match the record, so a recycled pid is never killed.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -24,10 +24,7 @@ export interface RecordedProcess {
 }
 
 /** What the run dir knows about one cluster. */
-export interface ClusterRecord {
-  id: string;
-  ownerPid: number;
-  ownerStartTime: string | null;
+export interface ClusterRecord extends OwnedRecord {
   tmpDir: string;
   processes: RecordedProcess[];
 }
@@ -68,22 +65,68 @@ export function commandLine(pid: number): string {
   }
 }
 
-/** Writes (or replaces) the record atomically. */
-export function writeClusterRecord(record: ClusterRecord): void {
-  mkdirSync(runDir(), { recursive: true });
-  const file = path.join(runDir(), `${record.id}.json`);
+/** A record of something a test process owns and must clean up: one JSON file per id in a directory. */
+export interface OwnedRecord {
+  id: string;
+  ownerPid: number;
+  ownerStartTime: string | null;
+}
+
+/** Writes (or replaces) the record atomically: a reaper of another run never reads half of it. */
+export function writeOwnedRecord(dir: string, record: OwnedRecord): void {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${record.id}.json`);
   writeFileSync(`${file}.tmp`, JSON.stringify(record, null, 2));
   renameSync(`${file}.tmp`, file);
 }
 
 /** Removes the record; missing is fine. */
+export function removeOwnedRecord(dir: string, id: string): void {
+  rmSync(path.join(dir, `${id}.json`), { force: true });
+}
+
+/** True for a temp dir a reaper may delete: directly under the OS temp dir, with `prefix`. */
+export function isOwnTmpDir(dir: string, prefix: string): boolean {
+  return path.dirname(dir) === path.resolve(tmpdir()) && path.basename(dir).startsWith(prefix);
+}
+
+/**
+ * The records in `dir` whose owner has died, each with its file (remove it once reaped). A file
+ * that cannot be read is removed: half-written by a dying owner, or not ours, it names nothing to reap.
+ */
+export function orphanedRecords<R extends OwnedRecord>(dir: string): { file: string; record: R }[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((name) => name.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const orphaned: { file: string; record: R }[] = [];
+  for (const name of files) {
+    const file = path.join(dir, name);
+    try {
+      const record = JSON.parse(readFileSync(file, 'utf8')) as R;
+      if (!isAlive(record.ownerPid, record.ownerStartTime)) orphaned.push({ file, record });
+    } catch {
+      rmSync(file, { force: true });
+    }
+  }
+  return orphaned;
+}
+
+/** Writes (or replaces) the cluster's record. */
+export function writeClusterRecord(record: ClusterRecord): void {
+  writeOwnedRecord(runDir(), record);
+}
+
+/** Removes the cluster's record; missing is fine. */
 export function removeClusterRecord(id: string): void {
-  rmSync(path.join(runDir(), `${id}.json`), { force: true });
+  removeOwnedRecord(runDir(), id);
 }
 
 /** True for a temp dir this module may delete: directly under the OS temp dir, with our prefix. */
 export function isClusterTmpDir(dir: string): boolean {
-  return path.dirname(dir) === path.resolve(tmpdir()) && path.basename(dir).startsWith(CLUSTER_TMP_PREFIX);
+  return isOwnTmpDir(dir, CLUSTER_TMP_PREFIX);
 }
 
 /**
@@ -91,24 +134,8 @@ export function isClusterTmpDir(dir: string): boolean {
  * clusters were reaped. Never throws: a failed reap must not prevent a new cluster from starting.
  */
 export function reapOrphanedClusters(logger?: Logger): number {
-  let files: string[];
-  try {
-    files = readdirSync(runDir()).filter((name) => name.endsWith('.json'));
-  } catch {
-    return 0;
-  }
-  let reaped = 0;
-  for (const name of files) {
-    const file = path.join(runDir(), name);
-    let record: ClusterRecord;
-    try {
-      record = JSON.parse(readFileSync(file, 'utf8')) as ClusterRecord;
-    } catch {
-      // Half-written by a dying owner, or not ours: without a record there is nothing to kill.
-      unlinkQuietly(file);
-      continue;
-    }
-    if (isAlive(record.ownerPid, record.ownerStartTime)) continue;
+  const orphaned = orphanedRecords<ClusterRecord>(runDir());
+  for (const { file, record } of orphaned) {
     for (const proc of record.processes) {
       if (!isAlive(proc.pid, proc.startTime) || !commandLine(proc.pid).includes(record.tmpDir)) continue;
       for (const target of [-proc.pid, proc.pid]) {
@@ -120,17 +147,8 @@ export function reapOrphanedClusters(logger?: Logger): number {
       }
     }
     if (isClusterTmpDir(record.tmpDir)) rmSync(record.tmpDir, { recursive: true, force: true });
-    unlinkQuietly(file);
-    reaped++;
+    rmSync(file, { force: true });
     logger?.warn({ cluster: record.id, ownerPid: record.ownerPid, tmpDir: record.tmpDir }, 'reaped a local cluster whose owner had died');
   }
-  return reaped;
-}
-
-function unlinkQuietly(file: string): void {
-  try {
-    unlinkSync(file);
-  } catch {
-    /* someone else reaped it */
-  }
+  return orphaned.length;
 }

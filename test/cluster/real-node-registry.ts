@@ -7,21 +7,17 @@
  * One JSON file per node in `~/.cache/nfv-operator/run/real-nodes/` (a subdirectory, so the
  * cluster reaper, which reads `run/*.json`, never mistakes it for a cluster).
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { commandLine, isAlive, runDir, type RecordedProcess } from './cluster-registry.js';
+import { commandLine, isOwnTmpDir, orphanedRecords, removeOwnedRecord, runDir, writeOwnedRecord, type OwnedRecord, type RecordedProcess } from './cluster-registry.js';
 import { killUntilGone, restoreHost, type HostSnapshot } from './real-node-host.js';
 
 /** Prefix of every real node's temp dir; the reaper removes nothing else. */
 export const REAL_NODE_TMP_PREFIX = 'nfv-real-node-';
 
 /** What the run dir knows about one real node. */
-export interface RealNodeRecord {
-  id: string;
-  ownerPid: number;
-  ownerStartTime: string | null;
+export interface RealNodeRecord extends OwnedRecord {
   host: HostSnapshot;
   processes: RecordedProcess[];
 }
@@ -30,21 +26,19 @@ function recordDir(): string {
   return path.join(runDir(), 'real-nodes');
 }
 
-/** Writes (or replaces) the record atomically. */
+/** Writes (or replaces) the real node's record. */
 export function writeRealNodeRecord(record: RealNodeRecord): void {
-  mkdirSync(recordDir(), { recursive: true });
-  const file = path.join(recordDir(), `${record.id}.json`);
-  writeFileAtomically(file, JSON.stringify(record, null, 2));
+  writeOwnedRecord(recordDir(), record);
 }
 
-/** Removes the record; missing is fine. */
+/** Removes the real node's record; missing is fine. */
 export function removeRealNodeRecord(id: string): void {
-  rmSync(path.join(recordDir(), `${id}.json`), { force: true });
+  removeOwnedRecord(recordDir(), id);
 }
 
 /** True for a temp dir the reaper may delete: directly under the OS temp dir, with our prefix. */
 export function isRealNodeTmpDir(dir: string): boolean {
-  return path.dirname(dir) === path.resolve(tmpdir()) && path.basename(dir).startsWith(REAL_NODE_TMP_PREFIX);
+  return isOwnTmpDir(dir, REAL_NODE_TMP_PREFIX);
 }
 
 /** Pids of every process whose command line names `dir` (kubelet, containerd, the shims). */
@@ -65,23 +59,8 @@ export function killProcessesNaming(dir: string): Promise<void> {
  * failed reap must not prevent a new node from starting (it is logged).
  */
 export async function reapOrphanedRealNodes(logger: Logger): Promise<number> {
-  let files: string[];
-  try {
-    files = readdirSync(recordDir()).filter((name) => name.endsWith('.json'));
-  } catch {
-    return 0;
-  }
   let reaped = 0;
-  for (const name of files) {
-    const file = path.join(recordDir(), name);
-    let record: RealNodeRecord;
-    try {
-      record = JSON.parse(readFileSync(file, 'utf8')) as RealNodeRecord;
-    } catch {
-      rmSync(file, { force: true });
-      continue;
-    }
-    if (isAlive(record.ownerPid, record.ownerStartTime)) continue;
+  for (const { file, record } of orphanedRecords<RealNodeRecord>(recordDir())) {
     const dir = record.host.dir;
     if (!isRealNodeTmpDir(dir)) {
       logger.warn({ file, dir }, 'real node record names a dir that is not ours; removing only the record');
@@ -96,10 +75,4 @@ export async function reapOrphanedRealNodes(logger: Logger): Promise<number> {
     logger.warn({ node: record.host.nodeName, ownerPid: record.ownerPid, dir, failures }, 'reaped a real node whose owner had died');
   }
   return reaped;
-}
-
-function writeFileAtomically(file: string, content: string): void {
-  // A reader (the reaper of another run) never sees half a record.
-  writeFileSync(`${file}.tmp`, content);
-  renameSync(`${file}.tmp`, file);
 }
