@@ -14,6 +14,7 @@ import { coreResources, type KubeObject, type ResourceRef } from '../src/runtime
 import { Manager, type ManagerExitReason, type SignalSource } from '../src/runtime/manager.js';
 import { ChangeMonitor, KERNEL_CHANGE_FEEDS } from './change-monitor.js';
 import { DevicePlugins } from './device-plugin/device-plugins.js';
+import { hugepageDevicesOf } from './device-plugin/hugepage-devices.js';
 import { pluginDevicesOf } from './device-plugin/plugin-devices.js';
 import { discoverCpus } from './discover/cpu-topology.js';
 import type { NicPoolRule } from './discover/pci-nics.js';
@@ -21,6 +22,9 @@ import { createNodeHost, type HostRoots, type NodeHost, type NodeHostOptions } f
 import { JournalStore } from './journal.js';
 import { AgentMetrics } from './agent-metrics.js';
 import { NFV_NODE_RESOURCE, nodeReconciler } from './node-reconciler.js';
+import { DEFAULT_NRI_SOCKET } from './nri/nri-api.js';
+import { NriPlugin } from './nri/nri-plugin.js';
+import { vnfHugepageSource } from './nri/vnf-hugepage-source.js';
 import { recoverJournals } from './recover.js';
 import { VNF_RESOURCE, vnfKeyOfPod, vnfReconciler } from './vnf-reconciler.js';
 
@@ -60,20 +64,25 @@ export interface NodeAgentOptions {
   /** Records prepare and teardown durations and failures. Default: a fresh one, see {@link NodeAgent.metrics}. */
   metrics?: AgentMetrics;
   /**
-   * kubelet's device-plugin directory, where the agent serves one plugin per VFIO group and uio
-   * device and registers them through `kubelet.sock`. Default `/var/lib/kubelet/device-plugins`;
-   * `false` serves none (no kubelet on this node).
+   * kubelet's device-plugin directory, where the agent serves one plugin per VFIO group, uio
+   * device and pool page size and registers them through `kubelet.sock`. Default
+   * `/var/lib/kubelet/device-plugins`; `false` serves none (no kubelet on this node).
    */
   devicePluginDir?: string | false;
   /** How often the device plugins check kubelet.sock and the device nodes, in ms. Default 2000. */
   devicePluginCheckMs?: number;
+  /**
+   * The container runtime's NRI socket, where the agent's NRI plugin registers to set the hugetlb
+   * limit of the VNFs' DPDK containers. Default {@link DEFAULT_NRI_SOCKET}; `false` runs no plugin.
+   */
+  nriSocket?: string | false;
 }
 
 /**
  * The node agent: one per NFV node. It publishes the node's NfvNode (inventory, hugepage pool
  * reservations, Ready), reserves hugepages for the HugepagePools, prepares and tears down the
  * VNFs placed on the node, reporting NodePrepared on each, and offers their VFIO groups and uio
- * devices to kubelet as device plugins. Everything it does to the host goes
+ * devices, and the pools' pages, to kubelet as device plugins. Everything it does to the host goes
  * through the journal under the state root, so a restarted agent picks up where it stopped.
  *
  * @example
@@ -98,6 +107,8 @@ export class NodeAgent {
   private readonly monitor?: ChangeMonitor;
   /** The kubelet device plugins of this node's devices; undefined when turned off. */
   readonly devicePlugins?: DevicePlugins;
+  /** The NRI plugin that sets the VNF containers' hugetlb limits; undefined when turned off. */
+  readonly nri?: NriPlugin;
   private readonly informers: {
     vnfs: Informer<VirtualNetworkFunction>;
     pods: Informer<V1Pod & KubeObject>;
@@ -193,6 +204,21 @@ export class NodeAgent {
         clock,
         ...(options.devicePluginCheckMs ? { checkIntervalMs: options.devicePluginCheckMs } : {}),
       });
+      // Pages to offer kubelet: from the NfvNode this agent publishes (its reservations) and the
+      // controller's ledger in it, the very figures the controller places from.
+      const offerPages = (nfvNode?: NfvNode) => this.devicePlugins?.setHugepages(hugepageDevicesOf(nfvNode?.status));
+      nfvNodes.addEventHandler({ onAdd: offerPages, onUpdate: (_before, nfvNode) => offerPages(nfvNode), onDelete: () => offerPages() });
+    }
+
+    if (options.nriSocket !== false) {
+      const source = vnfHugepageSource({
+        nodeName: node,
+        vnfsIn: (namespace) => vnfs.list((vnf) => vnf.metadata.namespace === namespace),
+        pod: (namespace, name) => pods.getByName(name, namespace),
+        cgroupRoot: this.host.roots.cgroup,
+        logger,
+      });
+      this.nri = new NriPlugin({ socketPath: options.nriSocket ?? DEFAULT_NRI_SOCKET, source, logger, clock });
     }
 
     const feeds = options.changeFeeds ?? KERNEL_CHANGE_FEEDS;
@@ -219,6 +245,8 @@ export class NodeAgent {
     this.running = this.manager.run();
     this.monitor?.start();
     this.devicePlugins?.start();
+    // Registered before the caches are loaded, the plugin would leave VNF containers alone.
+    void Promise.all([this.informers.vnfs.waitForSync(), this.informers.pods.waitForSync()]).then((synced) => synced.every(Boolean) && this.nri?.start());
   }
 
   /** Resolves when the agent has stopped, with the reason. */
@@ -231,6 +259,7 @@ export class NodeAgent {
   async stop(): Promise<void> {
     this.monitor?.stop();
     await this.devicePlugins?.stop();
+    await this.nri?.stop();
     if (this.running) await this.manager.stop();
     if (this.ownsClient) this.client.close();
   }

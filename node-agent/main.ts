@@ -15,6 +15,8 @@
  *   NFV_DEVICE_PLUGIN_DIR kubelet's device-plugin directory, where its kubelet.sock is (default
  *                         /var/lib/kubelet/device-plugins, which kubelet v1.37 fixes whatever its
  *                         --root-dir); `none` serves no device plugins
+ *   NFV_NRI_SOCKET        the container runtime's NRI socket (default /var/run/nri/nri.sock), where the
+ *                         agent's NRI plugin sets the VNF containers' hugetlb limits; `none` runs no plugin
  *   NFV_METRICS_ADDRESS   [host]:port of /metrics, /healthz and /readyz (default :9101, on the host
  *                         network; 0 turns it off): prepare and teardown durations and failures
  *   LOG_LEVEL             pino level (default info)
@@ -31,6 +33,7 @@ import { MetricsServer } from '../src/metrics/http-server.js';
 import { MetricsRegistry } from '../src/metrics/prometheus-text.js';
 import { NodeAgent } from './agent.js';
 import type { NicPoolRule } from './discover/pci-nics.js';
+import type { NriPluginStatus } from './nri/nri-plugin.js';
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { component: 'nfv-node-agent' } });
 
@@ -42,6 +45,12 @@ function nicPools(): NicPoolRule[] {
     throw new Error('NFV_NIC_POOLS must be a JSON list of {"pool": name, "pciAddresses": [...]} or {"pool", "vendor", "deviceId"}');
   }
   return parsed as NicPoolRule[];
+}
+
+/** Not ready while the NRI plugin is not registered: VNF containers would get kubelet's hugetlb limit 0. */
+function nriReadiness(nri: NriPluginStatus | undefined): { ready: boolean; message: string } {
+  if (!nri || nri.registered) return { ready: true, message: 'node agent running' };
+  return { ready: false, message: `NRI plugin not registered with the container runtime: ${nri.lastError ?? 'not yet (it registers once the VNF and pod caches are loaded)'}` };
 }
 
 const kubeConfig = new KubeConfig();
@@ -63,6 +72,7 @@ const agent = new NodeAgent({
   ...(process.env.NFV_AGENT_VERSION ? { agentVersion: process.env.NFV_AGENT_VERSION } : {}),
   signalSource: process,
   ...(process.env.NFV_DEVICE_PLUGIN_DIR ? { devicePluginDir: process.env.NFV_DEVICE_PLUGIN_DIR === 'none' ? false : process.env.NFV_DEVICE_PLUGIN_DIR } : {}),
+  ...(process.env.NFV_NRI_SOCKET ? { nriSocket: process.env.NFV_NRI_SOCKET === 'none' ? false : process.env.NFV_NRI_SOCKET } : {}),
 });
 
 const metricsAddress = process.env.NFV_METRICS_ADDRESS ?? ':9101';
@@ -71,8 +81,8 @@ const metricsServer =
     ? undefined
     : new MetricsServer({
         address: metricsAddress,
-        registry: new MetricsRegistry().register(() => agent.metrics.families()),
-        readiness: () => ({ ready: true, message: 'node agent running' }),
+        registry: new MetricsRegistry().register(() => agent.metrics.families()).register(() => agent.nri?.families() ?? []),
+        readiness: () => nriReadiness(agent.nri?.status()),
         logger,
       });
 try {

@@ -5,8 +5,9 @@ import { realClock, type Clock, type Timer } from '../../src/runtime/clock.js';
 import { isErrno } from '../host/kernel-files.js';
 import { DEFAULT_DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from './device-plugin-api.js';
 import { registerWithKubelet } from './kubelet-registration.js';
+import type { HugepageDevices } from './hugepage-devices.js';
 import type { DeviceNodes, PluginDevice } from './plugin-devices.js';
-import { DevicePluginServer } from './plugin-server.js';
+import { DevicePluginServer, listSummary } from './plugin-server.js';
 
 /** Options of {@link DevicePlugins}. */
 export interface DevicePluginsOptions {
@@ -22,18 +23,22 @@ export interface DevicePluginsOptions {
 }
 
 /**
- * The agent's kubelet device plugins: one server per {@link PluginDevice}, each registered with
- * kubelet. It converges on every {@link refresh} and on a short timer, which is also how it notices:
+ * The agent's kubelet device plugins: one server per {@link PluginDevice} of a NIC and one per page
+ * size of {@link HugepageDevices}, each registered with kubelet. It converges on every
+ * {@link refresh} and on a short timer, which is also how it notices:
  * - kubelet absent: it waits for kubelet.sock and serves nothing;
  * - kubelet restarted: a new kubelet.sock (kubelet empties the directory when it starts, which
  *   removes the plugin sockets too): every plugin is served again and registered again;
  * - health changes: a device is Healthy only while its device nodes exist, which is once the agent
- *   has bound its driver, so kubelet admits a VNF's pod only after the host side is prepared.
+ *   has bound its driver, so kubelet admits a VNF's pod only after the host side is prepared;
+ * - pages: {@link setHugepages} sends the new page lists at once, and kubelet updates the Node's
+ *   capacity and allocatable with its next status update, without a restart.
  */
 export class DevicePlugins {
   readonly pluginDir: string;
   private readonly servers = new Map<string, DevicePluginServer>();
   private devices: readonly PluginDevice[] = [];
+  private hugepages: readonly HugepageDevices[] = [];
   private kubeletSocketId?: string;
   private timer?: Timer;
   private syncing?: Promise<void>;
@@ -56,9 +61,15 @@ export class DevicePlugins {
     tick();
   }
 
-  /** The devices to offer (from the inventory); plugins of devices no longer listed are stopped. */
+  /** The NIC devices to offer (from the inventory); plugins of devices no longer listed are stopped. */
   setDevices(devices: readonly PluginDevice[]): void {
     this.devices = devices;
+    this.refresh();
+  }
+
+  /** The pool pages to offer, per page size (from the NfvNode status); plugins of sizes no longer listed are stopped. */
+  setHugepages(hugepages: readonly HugepageDevices[]): void {
+    this.hugepages = hugepages;
     this.refresh();
   }
 
@@ -112,28 +123,29 @@ export class DevicePlugins {
     if (kubeletRestarted && this.kubeletSocketId) logger.info({ kubeletSocket }, 'device plugins: kubelet restarted; registering again');
     this.kubeletSocketId = kubeletId;
 
-    const wanted = new Map(this.devices.map((device) => [device.resource, device]));
+    const wanted = new Map([...this.devices, ...this.hugepages].map((offered) => [offered.resource, offered]));
     await this.stopServers([...this.servers.keys()].filter((resource) => !wanted.has(resource)));
     const view = await nodes.view(this.devices);
-    for (const device of wanted.values()) {
-      const server = this.servers.get(device.resource);
+    for (const offered of wanted.values()) {
+      const { resource } = offered;
+      const server = this.servers.get(resource);
       if (server && !kubeletRestarted && (await socketId(server.socketPath))) {
-        server.update(view);
+        server.update(offered, view);
         continue;
       }
-      await this.stopServers(server ? [device.resource] : []);
-      const started = new DevicePluginServer(device, posix.join(this.pluginDir, socketName(device.resource)), view, nodes, logger);
+      await this.stopServers(server ? [resource] : []);
+      const started = new DevicePluginServer(offered, posix.join(this.pluginDir, socketName(resource)), view, nodes, logger);
       try {
         await started.start();
-        await registerWithKubelet(kubeletSocket, socketName(device.resource), device.resource);
-        this.servers.set(device.resource, started);
-        this.failing.delete(device.resource);
-        logger.info({ resource: device.resource, health: started.current.health }, 'device plugin registered with kubelet');
+        await registerWithKubelet(kubeletSocket, socketName(resource), resource);
+        this.servers.set(resource, started);
+        this.failing.delete(resource);
+        logger.info({ resource, ...listSummary(started.current) }, 'device plugin registered with kubelet');
       } catch (err) {
         await started.stop();
-        const level = this.failing.has(device.resource) ? 'debug' : 'warn';
-        this.failing.add(device.resource);
-        logger[level]({ err, resource: device.resource }, 'device plugin could not register; retrying at every check');
+        const level = this.failing.has(resource) ? 'debug' : 'warn';
+        this.failing.add(resource);
+        logger[level]({ err, resource }, 'device plugin could not register; retrying at every check');
       }
     }
   }

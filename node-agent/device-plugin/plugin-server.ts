@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { jsonEqual } from '../../src/runtime/json-equal.js';
 import {
   DevicePluginClient,
   unixTarget,
@@ -11,26 +12,27 @@ import {
   type Empty,
   type ListAndWatchResponse,
 } from './device-plugin-api.js';
-import { AllocationError, containerAllocation, listedDevice, type DeviceNodeView, type DeviceNodes, type PluginDevice } from './plugin-devices.js';
+import { AllocationError, type DeviceNodeView, type DeviceNodes } from './plugin-devices.js';
+import { allocateContainer, listedDevices, nicDevices, type PluginResource } from './plugin-resources.js';
 
 /**
  * The DevicePlugin service of one resource on its own unix socket in kubelet's device-plugin
  * directory. kubelet keeps one ListAndWatch stream open per plugin; {@link update} pushes a new
- * device list on it whenever the device's health changes.
+ * device list on it whenever the list changes: a device's health, or the number of pages.
  */
 export class DevicePluginServer {
   private readonly server = new grpc.Server();
   private readonly watchers = new Set<grpc.ServerWritableStream<Empty, ListAndWatchResponse>>();
-  private listed: Device;
+  private listed: Device[];
 
   constructor(
-    readonly device: PluginDevice,
+    private resource: PluginResource,
     readonly socketPath: string,
     view: DeviceNodeView,
     private readonly nodes: DeviceNodes,
     private readonly logger: Logger,
   ) {
-    this.listed = listedDevice(device, view);
+    this.listed = listedDevices(resource, view);
     this.server.addService(DevicePluginClient.service, {
       GetDevicePluginOptions: (_call: unknown, callback: grpc.sendUnaryData<DevicePluginOptions>) =>
         callback(null, { pre_start_required: false, get_preferred_allocation_available: false }),
@@ -44,8 +46,8 @@ export class DevicePluginServer {
     });
   }
 
-  /** The device as last listed to kubelet. */
-  get current(): Device {
+  /** The devices as last listed to kubelet. */
+  get current(): readonly Device[] {
     return this.listed;
   }
 
@@ -57,13 +59,14 @@ export class DevicePluginServer {
     );
   }
 
-  /** Re-lists the device from `view`; sends it to kubelet only when its health changed. */
-  update(view: DeviceNodeView): boolean {
-    const next = listedDevice(this.device, view);
-    if (next.health === this.listed.health) return false;
+  /** Re-lists `resource` (same name, maybe other pages) from `view`; sends the list to kubelet only when it changed. */
+  update(resource: PluginResource, view: DeviceNodeView): boolean {
+    this.resource = resource;
+    const next = listedDevices(resource, view);
+    if (jsonEqual(next, this.listed)) return false;
     this.listed = next;
-    this.logger.info({ resource: this.device.resource, health: next.health }, 'device health changed');
-    for (const watcher of this.watchers) watcher.write({ devices: [next] });
+    this.logger.info({ resource: resource.resource, ...listSummary(next) }, 'device list changed');
+    for (const watcher of this.watchers) watcher.write({ devices: next });
     return true;
   }
 
@@ -81,18 +84,24 @@ export class DevicePluginServer {
     call.on('cancelled', forget);
     call.on('close', forget);
     call.on('error', forget);
-    call.write({ devices: [this.listed] });
+    call.write({ devices: this.listed });
   }
 
   private async allocate(request: AllocateRequest): Promise<AllocateResponse> {
+    const resource = this.resource;
     // Read the nodes again: kubelet allocates at admission, which may be long after the last listing.
-    const view = await this.nodes.view([this.device]);
+    const view = await this.nodes.view(nicDevices([resource]));
     try {
-      return { container_responses: request.container_requests.map((container) => containerAllocation(this.device, container.devices_ids, view)) };
+      return { container_responses: request.container_requests.map((container) => allocateContainer(resource, container.devices_ids, view)) };
     } catch (err) {
       if (!(err instanceof AllocationError)) throw err;
-      this.logger.warn({ resource: this.device.resource, err: err.message }, 'refused an allocation');
+      this.logger.warn({ resource: resource.resource, err: err.message }, 'refused an allocation');
       throw Object.assign(err, { code: grpc.status.FAILED_PRECONDITION, details: err.message });
     }
   }
+}
+
+/** A device list in the log: how many devices, how many of them Healthy. */
+export function listSummary(devices: readonly Device[]): { devices: number; healthy: number } {
+  return { devices: devices.length, healthy: devices.filter((device) => device.health === 'Healthy').length };
 }

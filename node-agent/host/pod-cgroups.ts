@@ -27,10 +27,12 @@ export class PodCgroupMissingError extends Error {
 /**
  * Applies a VNF's CPU and hugepage limits to its pod's cgroups on v1, v2 and hybrid hosts.
  *
- * The hugetlb limit is the one kubelet also writes from the pod's `hugepages-<size>` limit; the
- * agent writes it (and its reservation limit) again because kubelets and runtimes older than
- * opencontainers/cgroups (runc 1.1) set no `rsvd` limit, and then an over-allocation would end in
- * SIGBUS at first touch instead of ENOMEM at mmap.
+ * The pod-level hugetlb limit and its reservation limit are the agent's alone: the pod requests
+ * its pages as `nfv.dev/hugepages-<size>` (kubelet reads native hugepage capacity only at its
+ * start), so where kubelet manages hugetlb it creates the pod cgroup with 0 for every size, and
+ * this write, before the init gate opens, replaces that. The `rsvd` limit makes an
+ * over-allocation fail with ENOMEM at mmap instead of SIGBUS at first touch. The container's own
+ * limit comes from the agent's NRI plugin (node-agent/nri/).
  *
  * Devices are not the agent's business here: the pod requests each VFIO group and uio device from
  * the agent's device plugins, so the container runtime lists exactly those in the container's

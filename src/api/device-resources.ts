@@ -1,11 +1,13 @@
+import { PAGE_SIZE_BYTES, type PageSize } from './common.js';
 import type { NicDriver } from './virtual-network-function.js';
 
 /**
- * Extended resources of the node agent's kubelet device plugins. The controller has already chosen
- * the exact devices, so every resource stands for one thing and a pod requests it with count 1:
- * kubelet then hands the device nodes to the container runtime, which creates them in the
- * container and allows them in its device cgroup (v1 rules or v2 eBPF program) atomically with
- * the container. A hostPath of a char device would get EPERM from that cgroup instead.
+ * Extended resources of the node agent's kubelet device plugins. For NICs the controller has
+ * already chosen the exact devices, so every such resource stands for one thing and a pod requests
+ * it with count 1: kubelet then hands the device nodes to the container runtime, which creates them
+ * in the container and allows them in its device cgroup (v1 rules or v2 eBPF program) atomically
+ * with the container. A hostPath of a char device would get EPERM from that cgroup instead.
+ * Hugepages are counted instead: one resource per page size, one device per page.
  */
 export const DEVICE_RESOURCE_DOMAIN = 'nfv.dev';
 
@@ -31,6 +33,16 @@ export function vfioGroupResource(group: number): string {
 export function uioDeviceResource(pciAddress: string): string {
   if (!PCI_ADDRESS.test(pciAddress)) throw new RangeError(`"${pciAddress}" is not a PCI address like 0000:3b:00.0`);
   return `${DEVICE_RESOURCE_DOMAIN}/uio-${pciAddress.replaceAll(':', '-')}`;
+}
+
+/**
+ * `nfv.dev/hugepages-2Mi`: the pool pages of one size on a node, counted in pages. Not kubelet's
+ * native `hugepages-<size>`, which kubelet reads from the kernel only when it starts: the agent's
+ * device plugin lists the pages its pools hold whenever they change.
+ */
+export function hugepageResource(pageSize: PageSize): string {
+  if (!Object.hasOwn(PAGE_SIZE_BYTES, pageSize)) throw new RangeError(`"${String(pageSize)}" is not a hugepage size: use ${Object.keys(PAGE_SIZE_BYTES).join(' or ')}`);
+  return `${DEVICE_RESOURCE_DOMAIN}/hugepages-${pageSize}`;
 }
 
 /**

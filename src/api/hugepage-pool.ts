@@ -72,10 +72,10 @@ export const hugepagePoolStatusSchema = z
         'x-kubernetes-list-map-keys': ['node'],
       }),
     conditions: conditionsSchema(
-      'Ready; Degraded (the kernel gave fewer pages than requested); KubeletAdvertised: False (KubeletRestartRequired) while ' +
-        "a selected node's kubelet advertises fewer hugepages-<size> in Node allocatable than its kernel holds, because kubelet " +
-        'reads the hugepage capacity only when it starts and the pages reserved since cannot be scheduled; Ready is False ' +
-        'with the same reason meanwhile, and both clear once the restarted kubelet advertises the pages.',
+      'Ready; Degraded (the kernel gave fewer pages than requested); KubeletAdvertised: False (WaitingForNodeStatus) while ' +
+        "a node's allocatable nfv.dev/hugepages-<size> has fewer pages than its node agent's device plugin offers (seconds " +
+        'after a pool change, or as long as the plugin is not registered with kubelet), True (PagesAdvertised) once kubelet ' +
+        'advertises them; no kubelet restart is needed, and Ready does not wait for it.',
     ).optional(),
   })
   .describe('Observed state of the pool, aggregated from the node agents.');

@@ -358,6 +358,8 @@ export interface AgentProcessOptions {
   devicePluginDir?: string;
   /** NFV_METRICS_ADDRESS; default: inherited (the agent's own default is :9101). */
   metricsAddress?: string;
+  /** NFV_NRI_SOCKET, the container runtime's NRI socket (a real node's `nriSocket`); default `none`: no runtime. */
+  nriSocket?: string;
 }
 
 /** How a child agent ended. */
@@ -406,6 +408,7 @@ export class AgentProcess {
           LOG_LEVEL: options.logLevel ?? 'info',
           ...(options.devicePluginDir ? { NFV_DEVICE_PLUGIN_DIR: options.devicePluginDir } : {}),
           ...(options.metricsAddress ? { NFV_METRICS_ADDRESS: options.metricsAddress } : {}),
+          NFV_NRI_SOCKET: options.nriSocket ?? 'none',
         },
       });
       return new AgentProcess(child, options.logFile);

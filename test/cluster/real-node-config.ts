@@ -11,6 +11,11 @@ export interface RealNodeLayout {
   containerdRoot: string;
   containerdState: string;
   containerdSocket: string;
+  /** containerd's NRI socket, where NRI plugins (the node agent's) register. */
+  nriSocket: string;
+  /** Where containerd would look for NRI plugins to launch, and their configuration: empty dirs of its own. */
+  nriPluginDir: string;
+  nriPluginConfigDir: string;
   /** Shim sockets: at most 42 characters (unix socket paths are short), hence directly under `dir`. */
   shimSocketDir: string;
   runcRoot: string;
@@ -39,6 +44,9 @@ export function realNodeLayout(dir: string): RealNodeLayout {
     containerdRoot: path.join(dir, 'containerd', 'root'),
     containerdState: path.join(dir, 'containerd', 'state'),
     containerdSocket: path.join(dir, 'containerd', 'containerd.sock'),
+    nriSocket: path.join(dir, 'nri', 'nri.sock'),
+    nriPluginDir: path.join(dir, 'nri', 'plugins'),
+    nriPluginConfigDir: path.join(dir, 'nri', 'conf.d'),
     shimSocketDir: path.join(dir, 's'),
     runcRoot: path.join(dir, 'containerd', 'runc'),
     cniConfDir: path.join(dir, 'cni', 'net.d'),
@@ -64,16 +72,17 @@ export interface ContainerdSettings {
 
 /**
  * containerd 2.x configuration (version 3). Everything containerd would otherwise put under
- * /var/lib/containerd, /run/containerd (shim sockets included) or /var/run/netns goes under the
- * node's own dir, so Docker's containerd is never touched. NRI is off: its default socket, /var/run/nri/nri.sock, is shared
- * by every containerd of the host.
+ * /var/lib/containerd, /run/containerd (shim sockets included), /var/run/netns or /var/run/nri
+ * goes under the node's own dir, so Docker's containerd is never touched. NRI is on, as in
+ * containerd's default configuration, with its socket in the node's dir (the default,
+ * /var/run/nri/nri.sock, is shared by every containerd of the host) and no plugin dirs of the host.
  */
 export function renderContainerdConfig(layout: RealNodeLayout, settings: ContainerdSettings): string {
   const q = (value: string): string => JSON.stringify(value);
   return `version = 3
 root = ${q(layout.containerdRoot)}
 state = ${q(layout.containerdState)}
-disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+disabled_plugins = ["io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
 
 [grpc]
   address = ${q(layout.containerdSocket)}
@@ -84,6 +93,12 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.zf
 # Otherwise /run/containerd/s, where a shim killed with SIGKILL leaves its socket behind.
 [plugins.'io.containerd.shim.v1.manager']
   socket_dir = ${q(layout.shimSocketDir)}
+
+[plugins.'io.containerd.nri.v1.nri']
+  disable = false
+  socket_path = ${q(layout.nriSocket)}
+  plugin_path = ${q(layout.nriPluginDir)}
+  plugin_config_path = ${q(layout.nriPluginConfigDir)}
 
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "overlayfs"
@@ -99,6 +114,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.zf
   # This clamps the scores to containerd's own instead.
   restrict_oom_score_adj = ${settings.restrictOomScoreAdj}
   enable_cdi = true
+  # containerd's default (true) drops every hugetlb limit, kubelet's and NRI plugins' alike, from
+  # the containers' OCI specs; kubelet's semantics need them there.
+  disable_hugetlb_controller = false
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]

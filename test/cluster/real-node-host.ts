@@ -70,10 +70,12 @@ export interface HostSnapshot {
 
 const CONTAINER_LOGS_DIR = '/var/log/containers';
 /**
- * Host directories outside the node's dir that it may create: kubelet's container log links, and
- * libcni's result cache (containerd's CRI plugin has no setting for it), children first.
+ * Host directories outside the node's dir that it may create: kubelet's container log links,
+ * libcni's result cache (containerd's CRI plugin has no setting for it), and the default NRI socket
+ * dir, which kubelet makes for a hostPath volume of type DirectoryOrCreate (the chart's agent
+ * DaemonSet with its default `agent.nriSocket`), children first.
  */
-const HOST_DIRS = [CONTAINER_LOGS_DIR, '/var/lib/cni/results', '/var/lib/cni', KUBELET_DEVICE_PLUGIN_DIR, path.dirname(KUBELET_DEVICE_PLUGIN_DIR)];
+const HOST_DIRS = [CONTAINER_LOGS_DIR, '/var/lib/cni/results', '/var/lib/cni', KUBELET_DEVICE_PLUGIN_DIR, path.dirname(KUBELET_DEVICE_PLUGIN_DIR), '/var/run/nri'];
 /** What kubelet leaves in its device-plugin directory when it stops. */
 const KUBELET_DEVICE_PLUGIN_FILES = ['kubelet.sock', 'kubelet_internal_checkpoint'];
 const CGROUP_MOUNT = '/sys/fs/cgroup';

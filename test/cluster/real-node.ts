@@ -89,13 +89,16 @@ export interface RealNodeOptions {
   logger?: Logger;
 }
 
-/** What tests read of the OCI runtime spec of a container: privileges and devices. */
+/** What tests read of the OCI runtime spec of a container: privileges, devices and hugetlb limits. */
 export interface OciSpecExcerpt {
   process?: { capabilities?: Record<'bounding' | 'effective' | 'permitted', string[] | undefined>; noNewPrivileges?: boolean };
   root?: { readonly?: boolean };
   linux?: {
     devices?: Array<{ path: string; type: string; major: number; minor: number }>;
-    resources?: { devices?: Array<{ allow: boolean; type?: string; major?: number; minor?: number; access?: string }> };
+    resources?: {
+      devices?: Array<{ allow: boolean; type?: string; major?: number; minor?: number; access?: string }>;
+      hugepageLimits?: Array<{ pageSize: string; limit: number }>;
+    };
     /** Empty for a privileged container. */
     maskedPaths?: string[];
   };
@@ -139,6 +142,16 @@ export class RealNode {
   /** Kubelet's device plugin directory, where a device plugin registers (`kubelet.sock` lives here). */
   get devicePluginDir(): string {
     return this.layout.devicePluginDir;
+  }
+
+  /** containerd's NRI socket, where an NRI plugin registers (the node agent's `NFV_NRI_SOCKET`). */
+  get nriSocket(): string {
+    return this.layout.nriSocket;
+  }
+
+  /** The kubelet's process id: a test that must do without a kubelet restart checks it stays the same. */
+  get kubeletPid(): number | undefined {
+    return this.processes.get('kubelet')?.pid;
   }
 
   /** Starts containerd and the kubelet; resolves once the node is Ready. */
@@ -215,6 +228,16 @@ export class RealNode {
     writeRealNodeRecord(record);
   }
 
+  /**
+   * Stops containerd and starts it again with the same configuration, as a runtime upgrade does:
+   * running containers keep running (their shims have process groups of their own), kubelet and
+   * NRI plugins reconnect. Resolves once containerd answers again.
+   */
+  async restartContainerd(): Promise<void> {
+    await this.processes.get('containerd')?.stop(10_000);
+    await this.runContainerd();
+  }
+
   private async startContainerd(): Promise<void> {
     const { layout, tools } = this;
     await Promise.all([
@@ -232,6 +255,11 @@ export class RealNode {
       }),
     );
     await writeFile(path.join(layout.cniConfDir, '10-nfv-real-node.conflist'), renderCniConfig(layout, this.podSubnet));
+    await this.runContainerd();
+  }
+
+  private async runContainerd(): Promise<void> {
+    const { layout, tools } = this;
     const containerd = this.startProcess('containerd', tools.containerd, ['--config', layout.containerdConfigFile], {
       ...process.env,
       // containerd starts its runc shim by name from PATH.

@@ -5,18 +5,17 @@
  * TornDown once a deleted VNF's pod is gone. It writes exactly what the real agent writes, with
  * the agent's field manager.
  *
- * It also writes what kubelet would then report in the Node's capacity and allocatable:
- * - one `nfv.dev/vfio-group-<N>` per IOMMU group and one `nfv.dev/uio-<address>` per NIC, as the
- *   agent's device plugins register them, all allocatable (a simulated driver is bound at once;
- *   the real plugins report a device healthy only after the agent bound it);
- * - `hugepages-<size>`: the kernel's pages, boot-time plus pool reservations. A real kubelet reads
- *   them once at its start (docs/troubleshooting.md); this one behaves as if restarted, unless the
- *   node is added with `kubeletStartedBeforePools` (then until {@link SimulatedAgent.restartKubelet}).
+ * It also writes what kubelet would then report in the Node's capacity and allocatable, from the
+ * agent's device plugins, after the NfvNode as the real agent's plugins follow it:
+ * - one `nfv.dev/vfio-group-<N>` per IOMMU group and one `nfv.dev/uio-<address>` per NIC, all
+ *   allocatable (a simulated driver is bound at once; the real plugins report a device healthy only
+ *   after the agent bound it);
+ * - `nfv.dev/hugepages-<size>`: the pages the agent's hugepage plugin lists, from the published
+ *   reservations and the ledger, at once (a real kubelet takes seconds, and needs no restart).
+ * The native `hugepages-<size>` stay as the Node was created: VNF pods do not request them.
  */
 import type { KubeConfig, V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { PAGE_SIZE_BYTES } from '../../src/api/common.js';
-import { formatByteQuantity } from '../../src/api/quantity.js';
 import { AGENT_FIELD_MANAGER, VNF_NAME_LABEL } from '../../src/api/group.js';
 import { poolPagesPerNumaNode, type HugepagePool } from '../../src/api/hugepage-pool.js';
 import type { Inventory, NfvNode, PoolReservation } from '../../src/api/nfv-node.js';
@@ -24,6 +23,7 @@ import type { VirtualNetworkFunction } from '../../src/api/virtual-network-funct
 import { resources } from '../../src/controllers/resources.js';
 import { matchesSelector } from '../../src/controllers/placement/node-eligibility.js';
 import { vnfPodName } from '../../src/controllers/vnf/render-pod.js';
+import { hugepageDevicesOf, listedHugepages } from '../../node-agent/device-plugin/hugepage-devices.js';
 import { pluginDevicesOf } from '../../node-agent/device-plugin/plugin-devices.js';
 import { findCondition, formatTime } from '../../src/runtime/conditions.js';
 import { Controller } from '../../src/runtime/controller.js';
@@ -39,10 +39,11 @@ export interface SimulatedNode {
   /** Pages the kernel can give per NUMA node and pool, to simulate fragmentation. Default: all. */
   maxPagesPerNuma?: number;
   /**
-   * Its kubelet started before the pools' pages were reserved and has not restarted since: it
-   * advertises only the boot-time pages, until {@link SimulatedAgent.restartKubelet}. Default: false.
+   * Whether kubelet has the agent's device plugins. False plays a node where they are not
+   * registered (no kubelet.sock yet, or an agent run with NFV_DEVICE_PLUGIN_DIR=none): its Node
+   * lists no `nfv.dev/` resources until {@link SimulatedAgent.registerDevicePlugins}. Default: true.
    */
-  kubeletStartedBeforePools?: boolean;
+  devicePluginsRegistered?: boolean;
 }
 
 /** Field manager of the Node status this plays kubelet for. */
@@ -82,11 +83,11 @@ export class SimulatedAgent {
     }
   }
 
-  /** Restarts a node's simulated kubelet: it reads the kernel's hugepages again and advertises them. */
-  restartKubelet(name: string): void {
+  /** Registers a node's device plugins with its kubelet, which then lists their resources in the Node. */
+  registerDevicePlugins(name: string): void {
     const sim = this.simulated.get(name);
     if (!sim) throw new Error(`node ${name} is not simulated`);
-    this.simulated.set(name, { ...sim, kubeletStartedBeforePools: false });
+    this.simulated.set(name, { ...sim, devicePluginsRegistered: true });
     this.controllers[1]!.enqueue(name);
   }
 
@@ -123,18 +124,19 @@ export class SimulatedAgent {
     await this.client.apply(resources.nfvNodes, { metadata }, { fieldManager: AGENT_FIELD_MANAGER, force: true });
     const hugepagePools = this.reservations(sim, node, bootInventory);
     const inventory = withReservedPages(bootInventory, hugepagePools);
-    await this.reportNodeResources(node, kubeletResources(sim.kubeletStartedBeforePools ? bootInventory : inventory));
     const status = {
       inventory,
       hugepagePools,
       agentVersion: 'simulated',
       conditions: [{ type: 'Ready', status: 'True', reason: 'InventoryPublished', message: 'simulated agent', lastTransitionTime: formatTime(new Date()) }],
     };
-    await this.client.apply<NfvNode>(resources.nfvNodes, { metadata: { name }, status } as NfvNode, {
+    // The answer carries the ledger too: the real agent's page list reads both from the NfvNode.
+    const published = await this.client.apply<NfvNode>(resources.nfvNodes, { metadata: { name }, status } as NfvNode, {
       fieldManager: AGENT_FIELD_MANAGER,
       force: true,
       subresource: 'status',
     });
+    if (sim.devicePluginsRegistered !== false) await this.reportNodeResources(node, kubeletResources(inventory, published.status));
   }
 
   private async reportNodeResources(node: V1Node, reported: Record<string, string>): Promise<void> {
@@ -207,11 +209,9 @@ function withReservedPages(boot: Inventory, reservations: readonly PoolReservati
   };
 }
 
-/** What kubelet with the agent's device plugins reports when it reads `inventory` at its start (see the file comment). */
-function kubeletResources(inventory: Inventory): Record<string, string> {
-  const devices = Object.fromEntries(pluginDevicesOf(inventory.nics).map((device) => [device.resource, '1']));
-  const hugepages: Record<string, number> = {};
-  for (const numa of inventory.numaNodes) for (const size of numa.hugepages) hugepages[size.pageSize] = (hugepages[size.pageSize] ?? 0) + size.total;
-  const bytes = Object.fromEntries(Object.entries(hugepages).map(([size, pages]) => [`hugepages-${size}`, formatByteQuantity(pages * PAGE_SIZE_BYTES[size as keyof typeof PAGE_SIZE_BYTES])]));
-  return { ...devices, ...bytes };
+/** What kubelet reports from the agent's device plugins (see the file comment): one per NIC device, the pages of each size. */
+function kubeletResources(inventory: Inventory, status: NfvNode['status']): Record<string, string> {
+  const devices = pluginDevicesOf(inventory.nics).map((device) => [device.resource, '1']);
+  const pages = hugepageDevicesOf(status).map((offered) => [offered.resource, String(listedHugepages(offered).length)]);
+  return Object.fromEntries([...devices, ...pages]);
 }

@@ -58,6 +58,9 @@ const EXTRA_PAGES = 4;
 const [VNF_NIC, OTHER_NIC] = TREE_NICS as [(typeof TREE_NICS)[number], (typeof TREE_NICS)[number]];
 const LONG = 120_000;
 const GIGANTIC_PAGES = '/sys/devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages';
+/** The agent's hugepage resource of the pool, and its pages: the pool's on each of the tree's 2 NUMA nodes. */
+const PAGES_2MI = 'nfv.dev/hugepages-2Mi';
+const POOL_PAGES = 2 * EXTRA_PAGES;
 /** The agent's device plugins of the tree's NICs, as kubelet would add them to the Node. */
 const TREE_PLUGIN_DEVICES = pluginDevicesOf(TREE_NICS.map((nic) => ({ pciAddress: nic.address, vendor: '8086', deviceId: '159b', numaNode: nic.numaNode, iommuGroup: nic.iommuGroup, driver: nic.driver })));
 
@@ -121,8 +124,9 @@ beforeAll(async () => {
   process.env.NFV_DEVICE_PLUGIN_DIR = devicePluginDir;
   pluginRegistration = new KubeletRegistrationStub(devicePluginDir);
   await pluginRegistration.start();
-  // What kubelet reports once the agent's device plugins registered: one of each resource.
-  const deviceCapacity = Object.fromEntries(TREE_PLUGIN_DEVICES.map((device) => [device.resource, '1']));
+  // What kubelet reports once the agent's device plugins registered: one of each NIC resource and
+  // the pool's pages (the test checks that the agent's plugin lists exactly these).
+  const deviceCapacity = { ...Object.fromEntries(TREE_PLUGIN_DEVICES.map((device) => [device.resource, '1'])), [PAGES_2MI]: String(POOL_PAGES) };
   node = await createKwokNode(kc, { name: nodeName, labels: { [SUITE_LABEL]: SUITE, [NFV_NODE_LABEL]: 'true' }, capacity: deviceCapacity });
   await waitForNodesReady(kc, [nodeName]);
   kubelet = new PlayedKubelet(client, nodeName, logger, (pod) => timeline.push(`${pod.metadata!.labels?.[VNF_NAME_LABEL]}: pod gone`));
@@ -383,11 +387,15 @@ describe('the real node agent with the real controller, API server and kernel', 
     expect(findCondition(ready.status!.conditions, 'NodePrepared')).toMatchObject({ status: 'True', reason: 'Prepared', message: expect.stringContaining(podUid) });
     expectPrepared(ready, podUid);
     // The container gets its group from the agent's device plugin (kubelet passes the nodes to the
-    // runtime), and its hugepages as a limit kubelet writes into the container's hugetlb cgroup.
+    // runtime), and its pages from the agent's hugepage plugin (counted, nothing to pass): the
+    // hugetlb limit of its pod is the agent's (expectPrepared), not kubelet's.
     const group = `nfv.dev/vfio-group-${VNF_NIC.iommuGroup}`;
-    expect(pod.spec!.containers[0]!.resources!.limits).toEqual({ [group]: '1', 'hugepages-2Mi': `${VNF_HUGEPAGE_BYTES / MiB}Mi` });
+    expect(pod.spec!.containers[0]!.resources!.limits).toEqual({ [group]: '1', [PAGES_2MI]: String(VNF_HUGEPAGE_BYTES / (2 * MiB)) });
     expect(pod.spec!.volumes!.filter((v) => v.hostPath?.path.startsWith('/dev/'))).toEqual([]);
-    expect([...pluginRegistration!.plugins.keys()].sort()).toEqual(TREE_PLUGIN_DEVICES.map((device) => device.resource).sort());
+    expect([...pluginRegistration!.plugins.keys()].sort()).toEqual([...TREE_PLUGIN_DEVICES.map((device) => device.resource), PAGES_2MI].sort());
+    // The pool's pages, one device per page on its NUMA node, as the Node's capacity above says.
+    expect(pluginRegistration!.latest(PAGES_2MI)?.map((device) => device.ID)).toEqual([0, 1].flatMap((numa) => Array.from({ length: EXTRA_PAGES }, (_, i) => `numa${numa}-${i}`)));
+    expect((await pluginRegistration!.allocate(PAGES_2MI, ['numa0-0', 'numa0-1', 'numa0-2', 'numa0-3'])).container_responses[0]!.devices).toEqual([]);
     await waitUntil('the VNF group listed Healthy to kubelet', () => pluginRegistration!.latest(group)?.[0]?.health === 'Healthy');
     expect((await pluginRegistration!.allocate(group, [String(VNF_NIC.iommuGroup)])).container_responses[0]!.devices.map((d) => d.host_path)).toEqual([
       '/dev/vfio/vfio',

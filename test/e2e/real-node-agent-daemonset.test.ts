@@ -139,6 +139,8 @@ beforeAll(async () => {
       `stateRoot=${stateRoot}`,
       '--set',
       `agent.mountNamespace=/host/proc/${process.pid}/ns/mnt`,
+      '--set',
+      `agent.nriSocket=${node.nriSocket}`,
       '--set-string',
       `agent.nodeSelector.${SELECT_LABEL.replaceAll('.', '\\.')}=${ns.name}`,
     ]),
@@ -218,7 +220,7 @@ describe('the node agent DaemonSet on the real node', () => {
   test('runs under kubelet, containerd and runc with exactly the chart\'s security context', async () => {
     let last: V1Pod | undefined;
     pod = await waitUntil(
-      'the agent pod to run on the real node',
+      'the agent pod to be Ready on the real node (its /readyz: running, NRI plugin registered with containerd)',
       async () => {
         last = await agentPod();
         return last?.status?.containerStatuses?.[0]?.ready ? last : undefined;
@@ -226,6 +228,7 @@ describe('the node agent DaemonSet on the real node', () => {
       { timeoutMs: 120_000, intervalMs: 500 },
     ).catch((err: Error) => Promise.reject(new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`)));
     const container = pod.spec!.containers[0]!;
+    expect(container.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'metrics' });
     expect(container.securityContext).toMatchObject({
       privileged: false,
       allowPrivilegeEscalation: false,

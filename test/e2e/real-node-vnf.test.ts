@@ -11,11 +11,13 @@
  * the host's /dev/vfio (this host has no vfio module), because the plugin hands kubelet the host's
  * paths, as it must in production.
  *
- * kubelet reads the hugepage capacity once, at its start: the real 2Mi pages the VNF's pod
- * declares and uses are added to the machine before the node starts (and exactly those taken back
- * after). The agent's HugepagePool reserves on the tree's counters only, so this file never sets
- * the machine's nr_hugepages to a value it read earlier and needs not wait for the machine-wide
- * hugepage lock that benchmarks hold for minutes (Part B, the DaemonSet, proves real reservation).
+ * The HugepagePool is created after kubelet started, and kubelet is never restarted: the pod
+ * requests its pages as `nfv.dev/hugepages-2Mi`, which the agent's device plugin lists from the
+ * pool's reservation at runtime (kubelet reads its native `hugepages-2Mi` capacity only once, at
+ * its start). The agent's reservation is on the tree's counters only, so this file never sets the
+ * machine's nr_hugepages to a value it read earlier and needs not wait for the machine-wide
+ * hugepage lock that benchmarks hold for minutes (Part B, the DaemonSet, proves real reservation);
+ * the real 2Mi pages the container touches are added to the machine (and exactly those taken back).
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { CoreV1Api, type V1Node, type V1Pod } from '@kubernetes/client-node';
@@ -47,6 +49,7 @@ const VNF_PAGES = 4;
 const POOL_PAGES = 4;
 const NIC: TreeNic = { address: '0000:3b:00.0', numaNode: 0, iommuGroup: 40, driver: 'ice' };
 const GROUP_RESOURCE = `nfv.dev/vfio-group-${NIC.iommuGroup}`;
+const PAGES_RESOURCE = 'nfv.dev/hugepages-2Mi';
 const GROUP_NODE = `/dev/vfio/${NIC.iommuGroup}`;
 /** Device numbers no default rule allows (see the file comment). */
 const GROUP_NUMBERS: DeviceNumbers = charDeviceNumbers('/dev/kvm');
@@ -77,6 +80,7 @@ let groupNodes: VfioGroupNodes | undefined;
 let agent: AgentProcess | undefined;
 let operator: OperatorReplica | undefined;
 let poolName: string;
+let kubeletPid: number | undefined;
 const hugepages = new ExtraHugepages();
 
 beforeAll(async () => {
@@ -92,6 +96,7 @@ beforeAll(async () => {
   hugepages.ensureFree(VNF_PAGES);
   const cluster = e2eCluster();
   node = await RealNode.start({ server: cluster.server, pkiDir: posix.join(cluster.tmpDir, 'pki'), kubeConfig: kc, images: [IMAGE], logger });
+  kubeletPid = node.kubeletPid;
   await client.mergePatch(coreResources.nodes, node.name, { metadata: { labels: { [SUITE_LABEL]: SUITE, [NFV_NODE_LABEL]: 'true' } } });
 
   await applyNodeHugepagePool(client, poolName, node.name, POOL_PAGES);
@@ -103,6 +108,7 @@ beforeAll(async () => {
     nicPools: TREE_NIC_POOLS,
     logFile: tree.path('agent.log'),
     devicePluginDir: node.devicePluginDir,
+    nriSocket: node.nriSocket,
     metricsAddress: '0',
   });
   operator = startOperator(kc, `${SUITE}-operator`, { stateRoot: tree.stateRoot });
@@ -211,8 +217,13 @@ describe('a VNF on the real kubelet', () => {
       return status?.capacity?.[GROUP_RESOURCE] === '1' ? status : undefined;
     }, { timeoutMs: 60_000 });
     expect(status.allocatable?.[GROUP_RESOURCE]).toBe('0');
-    // Reserved before kubelet started: the pod's hugepages are accounted against these.
-    expect(Number(status.allocatable?.['hugepages-2Mi']?.replace(/Mi$/, ''))).toBeGreaterThanOrEqual(VNF_PAGES * 2);
+    // The pool was reserved after kubelet started, and kubelet lists its pages all the same.
+    const pages = await waitUntil('kubelet to list the pool\'s pages', async () => {
+      const { status } = await readNode();
+      return status?.allocatable?.[PAGES_RESOURCE] === String(POOL_PAGES) ? status : undefined;
+    }, { timeoutMs: 60_000 });
+    expect(pages.capacity?.[PAGES_RESOURCE]).toBe(String(POOL_PAGES));
+    expect(node.kubeletPid).toBe(kubeletPid);
   }, 120_000);
 
   test('the pod stays Pending (Insufficient vfio-group) until the agent bound the NIC, then runs', async () => {
@@ -228,7 +239,7 @@ describe('a VNF on the real kubelet', () => {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect((await vnfPod('fwd'))?.spec?.nodeName).toBeUndefined();
     expect((await readNode()).status?.allocatable?.[GROUP_RESOURCE]).toBe('0');
-    expect(pending.spec!.containers[0]!.resources!.limits).toEqual({ [GROUP_RESOURCE]: '1', 'hugepages-2Mi': `${VNF_PAGES * 2}Mi` });
+    expect(pending.spec!.containers[0]!.resources!.limits).toEqual({ [GROUP_RESOURCE]: '1', [PAGES_RESOURCE]: String(VNF_PAGES) });
 
     // modprobe vfio-pci: the driver and the VFIO container node appear.
     mark('vfio-pci loaded');
@@ -291,8 +302,11 @@ describe('a VNF on the real kubelet', () => {
     await core.deleteNamespacedPod({ name: 'hostpath-control', namespace: ns.name, gracePeriodSeconds: 0 });
   }, 120_000);
 
-  test('the container\'s hugepages: declared to the scheduler, limited in the pod cgroup, and no more than its allocation', async () => {
-    expect(pod.spec!.containers[0]!.resources!.requests).toMatchObject({ 'hugepages-2Mi': `${VNF_PAGES * 2}Mi` });
+  test('the container\'s hugepages: pool pages to the scheduler, limited in the pod cgroup, and no more than its allocation', async () => {
+    expect(pod.spec!.containers[0]!.resources!.requests).toMatchObject({ [PAGES_RESOURCE]: String(VNF_PAGES) });
+    expect(pod.spec!.containers[0]!.resources!.requests).not.toHaveProperty('hugepages-2Mi');
+    expect((await readNode()).status?.allocatable?.[PAGES_RESOURCE]).toBe(String(POOL_PAGES));
+    expect(node.kubeletPid).toBe(kubeletPid);
     const hugetlb = (await detectCgroupLayout('/sys/fs/cgroup')).hugetlb!;
     const podCgroup = await findPodCgroup(hugetlb.path, pod.metadata!.uid!);
     expect(podCgroup).toBeDefined();

@@ -36,14 +36,14 @@ describe('VNF lifecycle against a real API server, scheduler and KWOK node', () 
     const env = Object.fromEntries(pod.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
     expect(env.NFV_EAL_CORELIST).toBe('1,5');
     expect(env.NFV_PCI_ALLOW).toBe('0000:18:00.0');
-    // The scheduler admitted it against what kubelet (the simulated agent) reports: the group's
-    // device-plugin resource and the pool's hugepages.
+    // The scheduler admitted it against what kubelet (the simulated agent) reports from the agent's
+    // device plugins: the group's resource and the pool's pages (4 on the one NUMA node).
     expect(pod.spec!.containers[0]!.resources).toEqual({
-      requests: { cpu: '2', 'hugepages-1Gi': '1Gi', 'nfv.dev/vfio-group-20': '1' },
-      limits: { 'hugepages-1Gi': '1Gi', 'nfv.dev/vfio-group-20': '1' },
+      requests: { cpu: '2', 'nfv.dev/hugepages-1Gi': '1', 'nfv.dev/vfio-group-20': '1' },
+      limits: { 'nfv.dev/hugepages-1Gi': '1', 'nfv.dev/vfio-group-20': '1' },
     });
     const node = await f.client.get<V1Node>(resources.nodes, 'lifecycle-node-0');
-    expect(node.status!.allocatable).toMatchObject({ 'nfv.dev/vfio-group-20': '1', 'nfv.dev/uio-0000-18-00.0': '1' });
+    expect(node.status!.allocatable).toMatchObject({ 'nfv.dev/vfio-group-20': '1', 'nfv.dev/uio-0000-18-00.0': '1', 'nfv.dev/hugepages-1Gi': '4' });
 
     const ledger = await f.client.get<NfvNode>(resources.nfvNodes, 'lifecycle-node-0');
     expect(ledger.status!.allocations!.map((a) => a.cpus)).toEqual(['1,5']);

@@ -2,7 +2,8 @@
  * The agent's kubelet device plugins on real unix sockets, against a stub of kubelet's
  * Registration side built from the same api.proto (a protocol test; the real kubelet test points
  * the same DevicePlugins at a real kubelet's device-plugin directory). Device nodes are real char
- * devices made with mknod in a test tree, as vfio-pci and uio make them.
+ * devices made with mknod in a test tree, as vfio-pci and uio make them; the pool pages come from
+ * an NfvNode status as the agent publishes it.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { posix } from 'node:path';
@@ -10,9 +11,10 @@ import pino from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { DEVICE_PLUGIN_API_VERSION } from '../../node-agent/device-plugin/device-plugin-api.js';
 import { DevicePlugins, socketName } from '../../node-agent/device-plugin/device-plugins.js';
+import { hugepageDevicesOf } from '../../node-agent/device-plugin/hugepage-devices.js';
 import { pluginDevicesOf } from '../../node-agent/device-plugin/plugin-devices.js';
 import { KernelDeviceNodes } from '../../node-agent/host/device-nodes.js';
-import type { InventoryNic } from '../../src/api/nfv-node.js';
+import type { InventoryNic, NfvNodeStatus } from '../../src/api/nfv-node.js';
 import { waitUntil } from '../cluster/wait-until.js';
 import { execFileAsync, requireRoot, TempTree } from './helpers/host-fixtures.js';
 import { KubeletRegistrationStub } from './helpers/kubelet-registration-stub.js';
@@ -22,6 +24,17 @@ const UIO_NIC: InventoryNic = { pciAddress: '0000:3b:00.1', vendor: '8086', devi
 const VFIO_GROUP = 'nfv.dev/vfio-group-40';
 const UIO = 'nfv.dev/uio-0000-3b-00.1';
 const UIO_OF_VFIO_NIC = 'nfv.dev/uio-0000-3b-00.0';
+const PAGES_1GI = 'nfv.dev/hugepages-1Gi';
+/** Every resource the plugins serve in these tests. */
+const ALL = [UIO_OF_VFIO_NIC, UIO, VFIO_GROUP, PAGES_1GI].sort();
+/** An NfvNode status with pool gold's 1Gi pages per NUMA node. */
+const poolPages = (numa0: number, numa1: number): Pick<NfvNodeStatus, 'hugepagePools'> => ({
+  hugepagePools: [
+    { pool: 'gold', pageSize: '1Gi', numaNode: 0, requested: numa0, allocated: numa0 },
+    { pool: 'gold', pageSize: '1Gi', numaNode: 1, requested: numa1, allocated: numa1 },
+  ],
+});
+const ids = (devices: readonly { ID: string }[] | undefined) => devices?.map((device) => device.ID);
 
 describe('device plugins on real unix sockets', () => {
   let tree: TempTree;
@@ -51,6 +64,7 @@ describe('device plugins on real unix sockets', () => {
     plugins = new DevicePlugins({ pluginDir, nodes: new KernelDeviceNodes(tree.path('sys'), dev), logger: pino({ level: 'silent' }), checkIntervalMs: 60_000 });
     plugins.start();
     plugins.setDevices(pluginDevicesOf([VFIO_NIC, UIO_NIC]));
+    plugins.setHugepages(hugepageDevicesOf(poolPages(2, 1)));
     await plugins.settled();
   });
 
@@ -61,7 +75,7 @@ describe('device plugins on real unix sockets', () => {
   });
 
   it('serves one plugin per resource and registers each with kubelet', () => {
-    expect(plugins!.registered()).toEqual([UIO_OF_VFIO_NIC, UIO, VFIO_GROUP].sort());
+    expect(plugins!.registered()).toEqual(ALL);
     const registered = kubelet!.plugins.get(VFIO_GROUP)!;
     expect(registered.request).toEqual({
       version: DEVICE_PLUGIN_API_VERSION,
@@ -70,7 +84,39 @@ describe('device plugins on real unix sockets', () => {
       options: { pre_start_required: false, get_preferred_allocation_available: false },
     });
     expect(registered.options).toEqual({ pre_start_required: false, get_preferred_allocation_available: false });
-    expect(readdirSync(pluginDir).sort()).toEqual(['kubelet.sock', ...[UIO_OF_VFIO_NIC, UIO, VFIO_GROUP].map(socketName)].sort());
+    expect(readdirSync(pluginDir).sort()).toEqual(['kubelet.sock', ...ALL.map(socketName)].sort());
+  });
+
+  it('lists one Healthy device per pool page, with its NUMA node, and streams the new list when the pool grows or shrinks', async () => {
+    await waitUntil('the pages to list', () => kubelet!.latest(PAGES_1GI));
+    expect(kubelet!.latest(PAGES_1GI)).toEqual([
+      { ID: 'numa0-0', health: 'Healthy', topology: { nodes: [{ ID: 0 }] } },
+      { ID: 'numa0-1', health: 'Healthy', topology: { nodes: [{ ID: 0 }] } },
+      { ID: 'numa1-0', health: 'Healthy', topology: { nodes: [{ ID: 1 }] } },
+    ]);
+
+    plugins!.setHugepages(hugepageDevicesOf(poolPages(4, 1)));
+    await plugins!.settled();
+    await waitUntil('the grown list', () => kubelet!.latest(PAGES_1GI)?.length === 5);
+    expect(ids(kubelet!.latest(PAGES_1GI))).toEqual(['numa0-0', 'numa0-1', 'numa0-2', 'numa0-3', 'numa1-0']);
+    plugins!.setHugepages(hugepageDevicesOf(poolPages(1, 1)));
+    await plugins!.settled();
+    await waitUntil('the shrunk list', () => kubelet!.latest(PAGES_1GI)?.length === 2);
+    expect(ids(kubelet!.latest(PAGES_1GI))).toEqual(['numa0-0', 'numa1-0']);
+    // On the stream kubelet opened at registration: no restart, no second registration.
+    expect(kubelet!.plugins.get(PAGES_1GI)!.lists.map((list) => list.length)).toEqual([3, 5, 2]);
+    expect(kubelet!.registrations.filter((resource) => resource === PAGES_1GI)).toHaveLength(1);
+    // Nothing changed: nothing is sent again.
+    plugins!.setHugepages(hugepageDevicesOf(poolPages(1, 1)));
+    await converge();
+    expect(kubelet!.plugins.get(PAGES_1GI)!.lists).toHaveLength(3);
+  });
+
+  it('allocates listed pages with nothing to add to the container, and refuses pages it no longer lists', async () => {
+    expect(await kubelet!.allocate(PAGES_1GI, ['numa0-0', 'numa1-0'])).toEqual({
+      container_responses: [{ envs: {}, mounts: [], devices: [], annotations: {}, cdi_devices: [] }],
+    });
+    await expect(kubelet!.allocate(PAGES_1GI, ['numa0-3'])).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining('kubelet asked for numa0-3') });
   });
 
   it('lists a device Unhealthy until its driver made its nodes, then streams Healthy', async () => {
@@ -126,8 +172,9 @@ describe('device plugins on real unix sockets', () => {
     kubelet = new KubeletRegistrationStub(pluginDir);
     await kubelet.start();
     await converge();
-    expect([...kubelet.registrations].sort()).toEqual([UIO_OF_VFIO_NIC, UIO, VFIO_GROUP].sort());
+    expect([...kubelet.registrations].sort()).toEqual(ALL);
     await waitUntil('the new kubelet to see the group Healthy', () => healthOf(VFIO_GROUP) === 'Healthy');
+    await waitUntil('the new kubelet to see the current pages', () => kubelet!.latest(PAGES_1GI)?.length === 2);
   });
 
   it('registers every plugin again after a kubelet restart it did not see happen (new kubelet.sock, plugin sockets deleted)', async () => {
@@ -136,8 +183,8 @@ describe('device plugins on real unix sockets', () => {
     kubelet = new KubeletRegistrationStub(pluginDir);
     await kubelet.start();
     await converge();
-    expect([...kubelet.registrations].sort()).toEqual([UIO_OF_VFIO_NIC, UIO, VFIO_GROUP].sort());
-    expect(readdirSync(pluginDir).sort()).toEqual(['kubelet.sock', ...[UIO_OF_VFIO_NIC, UIO, VFIO_GROUP].map(socketName)].sort());
+    expect([...kubelet.registrations].sort()).toEqual(ALL);
+    expect(readdirSync(pluginDir).sort()).toEqual(['kubelet.sock', ...ALL.map(socketName)].sort());
   });
 
   it('retries a plugin kubelet refused, with its socket removed meanwhile', async () => {
@@ -147,18 +194,20 @@ describe('device plugins on real unix sockets', () => {
     await kubelet.start();
     await converge();
     expect(kubelet.refused).toEqual([UIO]);
-    expect(plugins!.registered()).toEqual([UIO_OF_VFIO_NIC, VFIO_GROUP].sort());
+    expect(plugins!.registered()).toEqual(ALL.filter((resource) => resource !== UIO));
     expect(existsSync(posix.join(pluginDir, socketName(UIO)))).toBe(false);
     refusing = false;
     await converge();
-    expect(plugins!.registered()).toEqual([UIO_OF_VFIO_NIC, UIO, VFIO_GROUP].sort());
+    expect(plugins!.registered()).toEqual(ALL);
   });
 
-  it('stops the plugin of a device that left the inventory, and removes every socket on stop', async () => {
+  it('stops the plugin of a device that left the inventory or a page size no pool has any more, and removes every socket on stop', async () => {
     plugins!.setDevices(pluginDevicesOf([VFIO_NIC]));
+    plugins!.setHugepages(hugepageDevicesOf({ hugepagePools: [] }));
     await plugins!.settled();
     expect(plugins!.registered()).toEqual([UIO_OF_VFIO_NIC, VFIO_GROUP].sort());
     expect(existsSync(posix.join(pluginDir, socketName(UIO)))).toBe(false);
+    expect(existsSync(posix.join(pluginDir, socketName(PAGES_1GI)))).toBe(false);
     await plugins!.stop();
     expect(readdirSync(pluginDir)).toEqual(['kubelet.sock']);
   });

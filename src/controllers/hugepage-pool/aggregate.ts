@@ -21,8 +21,8 @@ type NodeCounts = NonNullable<HugepagePoolStatus['nodes']>[number];
  * The pool status from the agents' reports (requested and allocated pages per NUMA node) and the
  * controller's ledgers (claimed pages). Degraded when a kernel gave fewer pages than asked, with
  * the agent's reason (1Gi pages on a fragmented node are the usual cause); KubeletAdvertised False
- * when a kubelet that started before the reservation does not advertise the pages; Ready when every
- * selected node has reported, got all its pages and advertises them.
+ * while a Node's allocatable lags behind the pages its agent's device plugin offers; Ready when
+ * every selected node has reported and got all its pages.
  */
 export function aggregatePool(pool: HugepagePool, nodes: readonly PoolNodeView[], now: Date): HugepagePoolStatus {
   const name = pool.metadata.name!;
@@ -75,13 +75,14 @@ export function aggregatePool(pool: HugepagePool, nodes: readonly PoolNodeView[]
   }
   const kubelet = kubeletVerdict(pool.spec.pageSize, advertised);
   update(KUBELET_ADVERTISED, kubelet.status, kubelet.reason, kubelet.message);
+  // Ready does not wait for KubeletAdvertised: kubelet takes the agent's new page list without a
+  // restart, at its next Node status update, so every pool change would flap Ready (and kstatus
+  // waits such as `kubectl wait` or Flux) for a few seconds, while the pages are reserved and
+  // placed from all along. A plugin that never registers shows in KubeletAdvertised itself.
   if (selected.length === 0) {
     update('Ready', 'False', 'NoMatchingNodes', 'no NFV node matches spec.nodeSelector');
   } else if (silent.length > 0) {
     update('Ready', 'False', 'WaitingForNodeAgents', `no report yet from the node agent on ${summarizeList(silent)}`);
-  } else if (kubelet.status === 'False') {
-    // Before Degraded: the pages a kernel gave serve VNFs, the pages kubelet does not advertise serve none.
-    update('Ready', 'False', kubelet.reason, kubelet.message);
   } else if (shortNodes.length > 0) {
     update('Ready', 'False', 'Degraded', `${shortNodes.length} of ${nodeCounts.length} nodes have fewer pages than requested`);
   } else {

@@ -1,5 +1,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { PAGE_SIZES } from '../../api/common.js';
+import { hugepageResource } from '../../api/device-resources.js';
 import type { HugepagePool } from '../../api/hugepage-pool.js';
 import type { NfvNode } from '../../api/nfv-node.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -22,8 +24,8 @@ export interface HugepagePoolControllerOptions {
 }
 
 /**
- * Aggregates the agents' per-node reservations, the ledgers and the hugepages kubelet advertises in
- * each Node's allocatable into each pool's status.
+ * Aggregates the agents' per-node reservations, the ledgers and the `nfv.dev/hugepages-<size>`
+ * kubelet advertises in each Node's allocatable into each pool's status.
  */
 export function hugepagePoolController(options: HugepagePoolControllerOptions): Controller {
   const { pools, nodes, nfvNodes, statusWriter, clock } = options;
@@ -47,25 +49,26 @@ export function hugepagePoolController(options: HugepagePoolControllerOptions): 
   })
     .for(pools)
     .watches(nfvNodes, allPools, {
-      // The kernel's pages per NUMA node (inventory) are what KubeletAdvertised compares with.
+      // Inventory changes (drivers, kernel counters) are skipped: the pools read neither.
       filter: (e) => e.type !== 'update' || !jsonEqual(poolInputs(e.oldObject), poolInputs(e.object)),
     })
     .watches(nodes, allPools, {
-      // Labels select nodes; allocatable hugepages change when kubelet restarts (KubeletAdvertised).
-      // Heartbeats and other status changes are skipped.
+      // Labels select nodes; kubelet raises or lowers allocatable nfv.dev/hugepages-<size> after
+      // the agent's device plugin lists new pages (KubeletAdvertised). Heartbeats and other status
+      // changes are skipped.
       filter: (e) =>
         e.type !== 'update' ||
         !jsonEqual([e.oldObject.metadata?.labels, hugepageAllocatable(e.oldObject)], [e.object.metadata?.labels, hugepageAllocatable(e.object)]),
     });
 }
 
-/** The `hugepages-<size>` entries of a Node's allocatable. */
+/** The `nfv.dev/hugepages-<size>` entries of a Node's allocatable. */
 function hugepageAllocatable(node: V1Node): Record<string, string> {
-  return Object.fromEntries(Object.entries(node.status?.allocatable ?? {}).filter(([resource]) => resource.startsWith('hugepages-')));
+  const resources = new Set(PAGE_SIZES.map(hugepageResource));
+  return Object.fromEntries(Object.entries(node.status?.allocatable ?? {}).filter(([resource]) => resources.has(resource)));
 }
 
-/** What an NfvNode contributes to pool statuses: reservations, ledger and the kernel's hugepages. */
+/** What an NfvNode contributes to pool statuses: reservations and ledger. */
 function poolInputs(nfvNode: NfvNode): unknown[] {
-  const status = nfvNode.status;
-  return [status?.hugepagePools, status?.allocations, status?.inventory?.numaNodes?.map((numa) => numa.hugepages)];
+  return [nfvNode.status?.hugepagePools, nfvNode.status?.allocations];
 }

@@ -1,8 +1,8 @@
 import type { V1ConfigMap, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { parseCpuList } from '../../api/cpu-list.js';
-import { deviceResources, UIO_DRIVERS } from '../../api/device-resources.js';
+import { PAGE_SIZE_BYTES } from '../../api/common.js';
+import { deviceResources, hugepageResource, UIO_DRIVERS } from '../../api/device-resources.js';
 import { memifLinkDir, READY_FILE } from '../../api/host-paths.js';
-import { formatByteQuantity } from '../../api/quantity.js';
 import { VNF_NAME_LABEL } from '../../api/group.js';
 import type { Placement, VirtualNetworkFunction } from '../../api/virtual-network-function.js';
 import { childName } from './child-name.js';
@@ -10,6 +10,8 @@ import { ealArgs, HUGEPAGE_MOUNT, MEMIF_MOUNT } from './eal-args.js';
 
 /** Name of the pod of a VNF. */
 export const vnfPodName = (vnfName: string) => childName(vnfName);
+/** Name of the DPDK container in a VNF's pod; the node agent's NRI plugin sets its hugetlb limit. */
+export const VNF_CONTAINER_NAME = 'vnf';
 /** Name of the ConfigMap that holds a VNF's inline config. */
 export const vnfConfigMapName = (vnfName: string) => childName(vnfName, 'config');
 
@@ -61,8 +63,7 @@ export function renderPod({ vnf, placement, nodeCpus, gateImage }: PodRenderInpu
     mounts.push({ name: 'config', mountPath: spec.config.mountPath, readOnly: true });
   }
   const usesUio = placement.devices.some((d) => UIO_DRIVERS.has(d.driver));
-  // Whole, fixed amounts: requests equal limits, as Kubernetes requires for hugepages and
-  // extended resources.
+  // Whole, fixed amounts: requests equal limits, as Kubernetes requires for extended resources.
   const fixed = podFixedResources(placement);
   const env = [
     { name: 'NFV_EAL_ARGS', value: ealArgs(spec, placement, `vnf-${uid.slice(0, 8)}`).join(' ') },
@@ -106,7 +107,7 @@ export function renderPod({ vnf, placement, nodeCpus, gateImage }: PodRenderInpu
       ],
       containers: [
         {
-          name: 'vnf',
+          name: VNF_CONTAINER_NAME,
           image: spec.image,
           ...(spec.command ? { command: spec.command } : {}),
           ...(spec.args ? { args: spec.args } : {}),
@@ -144,16 +145,22 @@ export function renderConfigMap(vnf: VirtualNetworkFunction): V1ConfigMap | unde
 }
 
 /**
- * The hugepages and devices of the placement as pod resources:
- * - `hugepages-<size>`: kubelet sets the container's hugetlb limit to 0 for every page size the
- *   container does not declare, whatever the node agent writes to the pod's cgroup;
+ * The hugepages and devices of the placement as pod resources, all served by the node agent's
+ * kubelet device plugins:
+ * - `nfv.dev/hugepages-<size>` (see {@link hugepageResource}), in pages: the scheduler and kubelet
+ *   count the pool pages the agent lists, which follow the pools at runtime. Not kubelet's native
+ *   `hugepages-<size>`, whose capacity kubelet reads only when it starts (pages a pool reserves
+ *   later would stay unschedulable until a kubelet restart). Without a native declaration kubelet
+ *   sets the pod's and the container's hugetlb limits to 0 where it manages hugetlb; the agent
+ *   writes the pod's limit while it prepares the pod and its NRI plugin the container's;
  * - one device-plugin resource per VFIO group or UIO device (see {@link deviceResources}): kubelet
  *   admits the pod only once the agent's plugin reports it healthy (the driver is bound), and the
  *   runtime then creates exactly those device nodes in the container and allows them.
  */
 export function podFixedResources(placement: Placement): Record<string, string> {
+  const { pageSize, bytes } = placement.hugepages;
   return {
-    [`hugepages-${placement.hugepages.pageSize}`]: formatByteQuantity(placement.hugepages.bytes),
+    [hugepageResource(pageSize)]: String(Math.ceil(bytes / PAGE_SIZE_BYTES[pageSize])),
     ...Object.fromEntries(deviceResources(placement.devices).map((name) => [name, '1'])),
   };
 }

@@ -369,7 +369,7 @@ describe('security posture', () => {
     expect(spec.hostPID).toBe(true);
   });
 
-  test('node agent: only the host paths it needs, /dev read-only, kubelet device plugins, the state root at its host path with HostToContainer', () => {
+  test('node agent: only the host paths it needs, /dev read-only, kubelet device plugins, the runtime\'s NRI socket dir, the state root at its host path with HostToContainer', () => {
     const spec = podSpec(find('DaemonSet', 'node-agent'));
     const hostPaths = Object.fromEntries((spec.volumes ?? []).map((v) => [v.name, v.hostPath?.path]));
     expect(hostPaths).toEqual({
@@ -378,11 +378,13 @@ describe('security posture', () => {
       'host-proc': '/proc',
       'host-dev': '/dev',
       'device-plugins': '/var/lib/kubelet/device-plugins',
+      nri: '/var/run/nri',
       'state-root': '/var/lib/nfv-operator',
     });
     const mounts = Object.fromEntries((spec.containers[0]!.volumeMounts ?? []).map((m) => [m.name, m]));
     expect(mounts['host-dev']).toMatchObject({ mountPath: '/host/dev', readOnly: true });
     expect(mounts['device-plugins']).toEqual({ name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' });
+    expect(mounts['nri']).toEqual({ name: 'nri', mountPath: '/var/run/nri' });
     expect(mounts['state-root']).toEqual({ name: 'state-root', mountPath: '/var/lib/nfv-operator', mountPropagation: 'HostToContainer' });
     expect(valuesOf(objects, 'mountPropagation').filter((p) => p === 'Bidirectional')).toEqual([]);
   });
@@ -393,6 +395,18 @@ describe('security posture', () => {
     expect(spec.volumes!.find((v) => v.name === 'device-plugins')!.hostPath).toEqual({ path: '/var/lib/k0s/kubelet/device-plugins', type: 'DirectoryOrCreate' });
     expect(envOf(spec.containers[0]!).NFV_DEVICE_PLUGIN_DIR).toBe('/var/lib/k0s/kubelet/device-plugins');
   });
+
+  test('node agent: the NRI socket\'s directory follows agent.nriSocket, and "" runs no NRI plugin and mounts nothing', async () => {
+    const moved = podSpec((await renderChart({ set: ['agent.nriSocket=/run/containerd/nri/nri.sock'] })).find((o) => o.kind === 'DaemonSet')!);
+    expect(moved.volumes!.find((v) => v.name === 'nri')!.hostPath).toEqual({ path: '/run/containerd/nri', type: 'DirectoryOrCreate' });
+    expect(moved.containers[0]!.volumeMounts!.find((m) => m.name === 'nri')).toEqual({ name: 'nri', mountPath: '/run/containerd/nri' });
+    expect(envOf(moved.containers[0]!).NFV_NRI_SOCKET).toBe('/run/containerd/nri/nri.sock');
+
+    const off = podSpec((await renderChart({ set: ['agent.nriSocket='] })).find((o) => o.kind === 'DaemonSet')!);
+    expect(off.volumes!.map((v) => v.name)).not.toContain('nri');
+    expect(off.containers[0]!.volumeMounts!.map((m) => m.name)).not.toContain('nri');
+    expect(envOf(off.containers[0]!).NFV_NRI_SOCKET).toBe('none');
+  }, TIMEOUT_MS);
 
   test('node agent: NFV nodes only, every taint tolerated, NODE_NAME from spec.nodeName, the roots under /host', () => {
     const spec = podSpec(find('DaemonSet', 'node-agent'));
@@ -406,11 +420,16 @@ describe('security posture', () => {
       NFV_CGROUP_ROOT: '/host/sys/fs/cgroup',
       NFV_DEV_ROOT: '/host/dev',
       NFV_DEVICE_PLUGIN_DIR: '/var/lib/kubelet/device-plugins',
+      NFV_NRI_SOCKET: '/var/run/nri/nri.sock',
       NFV_MOUNT_NAMESPACE: '/host/proc/1/ns/mnt',
       NFV_NIC_POOLS: '[]',
       NFV_AGENT_VERSION: '0.1.0',
       LOG_LEVEL: 'info',
+      NFV_METRICS_ADDRESS: ':9101',
     });
+    // Ready only once the NRI plugin is registered (node-agent/main.ts): a rollout stops there.
+    expect(spec.containers[0]!.readinessProbe).toMatchObject({ httpGet: { path: '/readyz', port: 'metrics' } });
+    expect(spec.containers[0]!.ports).toEqual([{ name: 'metrics', containerPort: 9101 }]);
   });
 
   test('controller: 2 replicas, leader election from the downward API, probes on the metrics port', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { deviceResources, uioDeviceResource, vfioGroupResource } from '../../../src/api/device-resources.js';
+import type { PageSize } from '../../../src/api/common.js';
+import { deviceResources, hugepageResource, uioDeviceResource, vfioGroupResource } from '../../../src/api/device-resources.js';
 import type { InventoryNic } from '../../../src/api/nfv-node.js';
 import {
   AllocationError,
@@ -43,13 +44,18 @@ describe('resource names', () => {
     expect(deviceResources(devices)).toEqual(expected);
   });
 
+  test('hugepages: one resource per page size, not the native hugepages-<size>', () => {
+    expect([hugepageResource('2Mi'), hugepageResource('1Gi')]).toEqual(['nfv.dev/hugepages-2Mi', 'nfv.dev/hugepages-1Gi']);
+  });
+
   test('are valid extended resource names (a DNS-1123 domain, a qualified name of at most 63 characters)', () => {
-    for (const name of [vfioGroupResource(4095), uioDeviceResource('ffff:ff:1f.7')]) expect(name).toMatch(/^nfv\.dev\/[A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9]$/);
+    for (const name of [vfioGroupResource(4095), uioDeviceResource('ffff:ff:1f.7'), hugepageResource('2Mi'), hugepageResource('1Gi')]) expect(name).toMatch(/^nfv\.dev\/[A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9]$/);
   });
 
   test.each([
     { name: 'vfio-pci without an IOMMU', call: () => vfioGroupResource(-1), message: /needs an IOMMU/ },
     { name: 'a malformed PCI address', call: () => uioDeviceResource('3b:00.0'), message: /not a PCI address/ },
+    { name: 'a page size the kernels do not offer', call: () => hugepageResource('4Ki' as PageSize), message: /"4Ki" is not a hugepage size: use 2Mi or 1Gi/ },
   ])('refuses $name', ({ call, message }) => {
     expect(call).toThrow(message);
   });

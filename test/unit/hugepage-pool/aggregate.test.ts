@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { aggregatePool, type PoolNodeView } from '../../../src/controllers/hugepage-pool/aggregate.js';
 import type { PageSize } from '../../../src/api/common.js';
-import type { Inventory, NfvNodeStatus } from '../../../src/api/nfv-node.js';
+import type { NfvNodeStatus } from '../../../src/api/nfv-node.js';
 import type { Condition } from '../../../src/runtime/conditions.js';
 import { allocation } from '../../fixtures/placement.js';
 import { goldPool } from '../../fixtures/vnf.js';
@@ -20,17 +20,6 @@ const view = (name: string, status?: NfvNodeStatus, labels: Record<string, strin
   labels,
   nfvNode: status,
   allocatable,
-});
-/** An inventory whose NUMA nodes hold these pages (nr_hugepages) per size: boot-time plus pool pages, as the agent discovers them after reserving. */
-const kernelPages = (perNuma: Partial<Record<PageSize, number>>, numaNodes = 2): Inventory => ({
-  threadsPerCore: 2,
-  cpus: [],
-  numaNodes: Array.from({ length: numaNodes }, (_, id) => ({
-    id,
-    cpus: '',
-    hugepages: Object.entries(perNuma).map(([pageSize, total]) => ({ pageSize: pageSize as PageSize, total, free: total })),
-  })),
-  nics: [],
 });
 const condition = (conditions: readonly Condition[] | undefined, type: string) => conditions?.find((c) => c.type === type);
 
@@ -63,96 +52,102 @@ describe('aggregatePool', () => {
     expect(aggregatePool(pool, [], now).conditions!.find((c) => c.type === 'Ready')).toMatchObject({ reason: 'NoMatchingNodes' });
   });
 
-  describe('KubeletAdvertised: Node allocatable against the pages the kernel holds', () => {
-    // Pool gold: 4 pages on each of 2 NUMA nodes of every node.
-    const pooled = (bootPerNuma: number, allocatable: Record<string, string> | undefined, name = 'n1') =>
-      view(name, { inventory: kernelPages({ '1Gi': bootPerNuma + 4 }), hugepagePools: [reservation(0, 4, 4), reservation(1, 4, 4)] }, {}, allocatable);
-    it.each<{ name: string; pool?: PageSize; views: PoolNodeView[]; kubelet: Partial<Condition>; ready: string; message?: RegExp; notInMessage?: string }>([
+  describe('KubeletAdvertised: Node allocatable nfv.dev/hugepages-<size> against the pages the agent offers', () => {
+    // Pool gold: 4 pages on each of 2 NUMA nodes of every node, all of them given by the kernel.
+    const pooled = (allocatable: Record<string, string> | undefined, name = 'n1') => view(name, { hugepagePools: [reservation(0, 4, 4), reservation(1, 4, 4)] }, {}, allocatable);
+    it.each<{ name: string; pool?: PageSize; views: PoolNodeView[]; kubelet: Partial<Condition>; ready?: string; message?: RegExp; notInMessage?: string }>([
       {
-        name: 'advertised: kubelet restarted after the reservation',
-        views: [pooled(0, { 'hugepages-1Gi': '8Gi', 'hugepages-2Mi': '0' })],
+        name: 'advertised: the Node allocatable has every page the agent offers',
+        views: [pooled({ cpu: '32', 'nfv.dev/hugepages-1Gi': '8', 'nfv.dev/hugepages-2Mi': '0' })],
         kubelet: { status: 'True', reason: 'PagesAdvertised' },
-        ready: 'Reserved',
       },
       {
-        name: 'more advertised than the kernel holds is not this condition',
-        views: [pooled(0, { 'hugepages-1Gi': '10Gi' })],
+        name: 'more advertised than offered (a shrink kubelet has not reported yet) is not this condition',
+        views: [pooled({ 'nfv.dev/hugepages-1Gi': '10' })],
         kubelet: { status: 'True', reason: 'PagesAdvertised' },
-        ready: 'Reserved',
       },
       {
-        // 4 boot-time pages per NUMA node: kubelet saw 8, the kernel holds 16. The pool's own 8
-        // pages alone would look advertised.
-        name: 'short on one node: its kubelet started before the pool pages, with as many boot-time pages',
-        views: [pooled(4, { 'hugepages-1Gi': '16Gi' }, 'n1'), pooled(4, { 'hugepages-1Gi': '8Gi' }, 'n2')],
-        kubelet: { status: 'False', reason: 'KubeletRestartRequired' },
-        ready: 'KubeletRestartRequired',
-        message: /^kubelet on n2 advertises 8 of the 16 1Gi pages its kernel holds\. .*: restart kubelet on n2 \(systemctl restart kubelet\)/,
+        name: 'lagging on one node: its kubelet has not reported the new pages yet; Ready does not wait for it',
+        views: [pooled({ 'nfv.dev/hugepages-1Gi': '8' }, 'n1'), pooled({ 'nfv.dev/hugepages-1Gi': '4' }, 'n2')],
+        kubelet: { status: 'False', reason: 'WaitingForNodeStatus' },
+        message: /^n2 advertises 4 of the 8 nfv\.dev\/hugepages-1Gi its agent offers\. .*Insufficient nfv\.dev\/hugepages-1Gi .*see its log on n2$/,
         notInMessage: 'n1',
       },
       {
-        name: 'a kubelet that saw no pages at all ("0")',
-        views: [pooled(0, { 'hugepages-1Gi': '0' })],
-        kubelet: { status: 'False', reason: 'KubeletRestartRequired' },
-        ready: 'KubeletRestartRequired',
-        message: /n1 advertises 0 of the 8 1Gi pages/,
+        name: 'no plugin registered yet: the resource is not in the allocatable',
+        views: [pooled({ cpu: '32' })],
+        kubelet: { status: 'False', reason: 'WaitingForNodeStatus' },
+        message: /^n1 has no nfv\.dev\/hugepages-1Gi in its Node allocatable yet \(its agent offers 8\)\. /,
       },
       {
-        name: 'no Node status yet: unknown, Ready is left to the other checks',
-        views: [pooled(0, undefined), pooled(0, { 'hugepages-1Gi': '8Gi' }, 'n2')],
-        kubelet: { status: 'Unknown', reason: 'WaitingForNodeStatus', message: 'no allocatable hugepages-1Gi in the Node status of n1 yet' },
+        name: 'no Node status at all',
+        views: [pooled(undefined)],
+        kubelet: { status: 'False', reason: 'WaitingForNodeStatus' },
+        message: /^n1 has no nfv\.dev\/hugepages-1Gi in its Node allocatable yet/,
+      },
+      {
+        name: "kubelet's native hugepages-<size> do not count: VNF pods do not request them",
+        views: [pooled({ 'hugepages-1Gi': '8Gi' })],
+        kubelet: { status: 'False', reason: 'WaitingForNodeStatus' },
+      },
+      {
+        name: 'every pool of the size on the node counts: their VNF pods request the same resource',
+        views: [view('n1', { hugepagePools: [reservation(0, 4, 4), reservation(1, 4, 4), { ...reservation(0, 2, 2), pool: 'silver' }] }, {}, { 'nfv.dev/hugepages-1Gi': '8' })],
+        kubelet: { status: 'False', reason: 'WaitingForNodeStatus' },
+        message: /^n1 advertises 8 of the 10 nfv\.dev\/hugepages-1Gi/,
+      },
+      {
+        name: 'pages VNFs still hold above a shrunk reservation stay offered',
+        views: [view('n1', { hugepagePools: [reservation(0, 1, 1), reservation(1, 1, 1)], allocations: [allocation('a', 0, '1', 3)] }, {}, { 'nfv.dev/hugepages-1Gi': '2' })],
+        kubelet: { status: 'False', reason: 'WaitingForNodeStatus' },
+        message: /^n1 advertises 2 of the 4 nfv\.dev\/hugepages-1Gi/,
         ready: 'Reserved',
       },
       {
-        name: 'several sizes: a 1Gi pool is judged on hugepages-1Gi only',
-        views: [view('n1', { inventory: kernelPages({ '2Mi': 512, '1Gi': 4 }), hugepagePools: [reservation(0, 4, 4), reservation(1, 4, 4)] }, {}, { 'hugepages-2Mi': '1Gi', 'hugepages-1Gi': '8Gi' })],
-        kubelet: { status: 'True', reason: 'PagesAdvertised' },
-        ready: 'Reserved',
-      },
-      {
-        name: 'several sizes: a 2Mi pool on the same node is judged on hugepages-2Mi',
+        name: 'several sizes: a 2Mi pool is judged on nfv.dev/hugepages-2Mi only',
         pool: '2Mi',
-        views: [
-          view('n1', { inventory: kernelPages({ '2Mi': 516, '1Gi': 4 }), hugepagePools: [reservation(0, 4, 4, undefined, '2Mi'), reservation(1, 4, 4, undefined, '2Mi')] }, {}, { 'hugepages-2Mi': '2Gi', 'hugepages-1Gi': '8Gi' }),
-        ],
-        kubelet: { status: 'False', reason: 'KubeletRestartRequired' },
-        ready: 'KubeletRestartRequired',
-        message: /n1 advertises 1024 of the 1032 2Mi pages .*Insufficient hugepages-2Mi/,
+        views: [view('n1', { hugepagePools: [reservation(0, 4, 4, undefined, '2Mi'), reservation(1, 4, 4, undefined, '2Mi')] }, {}, { 'nfv.dev/hugepages-2Mi': '8', 'nfv.dev/hugepages-1Gi': '0' })],
+        kubelet: { status: 'True', reason: 'PagesAdvertised' },
       },
       {
-        name: 'a node where the kernel gave the pool nothing holds none of its pages to advertise',
-        views: [view('n1', { inventory: kernelPages({ '1Gi': 0 }), hugepagePools: [reservation(0, 4, 0, 'KernelFragmentation'), reservation(1, 4, 0, 'KernelFragmentation')] }, {}, { 'hugepages-1Gi': '0' })],
+        name: "kubelet's decimal form of large counts (2k)",
+        pool: '2Mi',
+        views: [view('n1', { hugepagePools: [reservation(0, 1000, 1000, undefined, '2Mi'), reservation(1, 1000, 1000, undefined, '2Mi')] }, {}, { 'nfv.dev/hugepages-2Mi': '2k' })],
+        kubelet: { status: 'True', reason: 'PagesAdvertised' },
+      },
+      {
+        name: 'a node where the kernel gave the pool nothing has none of its pages to advertise',
+        views: [view('n1', { hugepagePools: [reservation(0, 4, 0, 'KernelFragmentation'), reservation(1, 4, 0, 'KernelFragmentation')] }, {}, { 'nfv.dev/hugepages-1Gi': '0' })],
         kubelet: { status: 'True', reason: 'PagesAdvertised' },
         ready: 'Degraded',
       },
       {
-        name: 'before Degraded in Ready: fewer pages than asked still serve, unadvertised ones do not',
-        views: [view('n1', { inventory: kernelPages({ '1Gi': 3 }), hugepagePools: [reservation(0, 4, 3, 'KernelFragmentation'), reservation(1, 4, 3, 'KernelFragmentation')] }, {}, { 'hugepages-1Gi': '0' })],
-        kubelet: { status: 'False', reason: 'KubeletRestartRequired' },
-        ready: 'KubeletRestartRequired',
+        name: 'Ready keeps its own reason while kubelet lags',
+        views: [view('n1', { hugepagePools: [reservation(0, 4, 3, 'KernelFragmentation'), reservation(1, 4, 3, 'KernelFragmentation')] }, {}, { 'nfv.dev/hugepages-1Gi': '0' })],
+        kubelet: { status: 'False', reason: 'WaitingForNodeStatus' },
+        ready: 'Degraded',
       },
-    ])('$name', ({ pool = '1Gi', views, kubelet, ready, message, notInMessage }) => {
+    ])('$name', ({ pool = '1Gi', views, kubelet, ready = 'Reserved', message, notInMessage }) => {
       const status = aggregatePool(goldPool(pool), views, now);
       const advertised = condition(status.conditions, 'KubeletAdvertised')!;
       expect(advertised).toMatchObject(kubelet);
       if (message) expect(advertised.message).toMatch(message);
       if (notInMessage) expect(advertised.message).not.toContain(notInMessage);
       expect(condition(status.conditions, 'Ready')).toMatchObject({ reason: ready, status: ready === 'Reserved' ? 'True' : 'False' });
-      if (kubelet.status === 'False') expect(condition(status.conditions, 'Ready')!.message).toBe(advertised.message);
     });
 
-    test('clears by itself once the restarted kubelet advertises the pages', () => {
-      const stale = aggregatePool(goldPool(), [pooled(0, { 'hugepages-1Gi': '0' })], now);
-      const later = new Date(now.getTime() + 60_000);
-      const restarted = aggregatePool({ ...goldPool(), status: stale }, [pooled(0, { 'hugepages-1Gi': '8Gi' })], later);
-      expect(condition(restarted.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'True', reason: 'PagesAdvertised', lastTransitionTime: '2026-11-29T10:01:00Z' });
-      expect(condition(restarted.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Reserved', lastTransitionTime: '2026-11-29T10:01:00Z' });
+    test('clears by itself once kubelet reports the pages: no restart', () => {
+      const lagging = aggregatePool(goldPool(), [pooled({ 'nfv.dev/hugepages-1Gi': '0' })], now);
+      const later = new Date(now.getTime() + 10_000);
+      const caughtUp = aggregatePool({ ...goldPool(), status: lagging }, [pooled({ 'nfv.dev/hugepages-1Gi': '8' })], later);
+      expect(condition(caughtUp.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'True', reason: 'PagesAdvertised', lastTransitionTime: '2026-11-29T10:00:10Z' });
+      expect(condition(caughtUp.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Reserved', lastTransitionTime: '2026-11-29T10:00:00Z' });
     });
 
     test('names at most five nodes', () => {
-      const views = ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((name) => pooled(0, { 'hugepages-1Gi': '0' }, name));
+      const views = ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((name) => pooled({ 'nfv.dev/hugepages-1Gi': '0' }, name));
       const { message } = condition(aggregatePool(goldPool(), views, now).conditions, 'KubeletAdvertised')!;
-      expect(message).toMatch(/restart kubelet on a, b, c, d, e and 2 more \(/);
+      expect(message).toMatch(/; e advertises 0 of the 8 nfv\.dev\/hugepages-1Gi its agent offers and 2 more\. .*see its log on a, b, c, d, e and 2 more$/);
     });
   });
 });

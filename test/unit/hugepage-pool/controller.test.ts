@@ -12,16 +12,16 @@ import { StatusWriter } from '../../../src/runtime/status-writer.js';
 import { goldPool } from '../../fixtures/vnf.js';
 import { ScriptedSource, silentLogger } from '../runtime/test-support.js';
 
-/** Node n1 as kubelet reports it: its hugepages-1Gi and a heartbeat time. */
-const node = (resourceVersion: string, hugepages1Gi: string, heartbeat = '2026-11-29T10:00:00Z'): V1Node => ({
+/** Node n1 as kubelet reports it: the agent's 1Gi pages, its native (boot-time) hugepages and a heartbeat time. */
+const node = (resourceVersion: string, pages1Gi: string, heartbeat = '2026-11-29T10:00:00Z', native1Gi = '0'): V1Node => ({
   metadata: { name: 'n1', resourceVersion, labels: {} },
   status: {
-    allocatable: { cpu: '32', 'hugepages-1Gi': hugepages1Gi, 'hugepages-2Mi': '0' },
+    allocatable: { cpu: '32', 'nfv.dev/hugepages-1Gi': pages1Gi, 'hugepages-1Gi': native1Gi, 'hugepages-2Mi': '0' },
     conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: new Date(heartbeat) }],
   },
 });
 
-/** NfvNode n1: 8 1Gi pages in the kernel, all of them pool gold's. */
+/** NfvNode n1: pool gold reserved 4 1Gi pages on each NUMA node. */
 const nfvNode: NfvNode = {
   apiVersion: 'nfv.dev/v1alpha1',
   kind: 'NfvNode',
@@ -45,7 +45,7 @@ describe('hugepagePoolController', () => {
     await controller?.stop({ abortInFlight: true });
   });
 
-  test('re-aggregates when a Node advertises other hugepages or the kernel holds others, not on heartbeats', async () => {
+  test('re-aggregates when a Node advertises other nfv.dev/hugepages or the reservations change, not on heartbeats, native hugepages or inventory', async () => {
     const clock = new FakeClock(Date.UTC(2026, 10, 29, 10, 0, 0));
     const pools = informerOf<HugepagePool>(clock, [{ ...goldPool(), metadata: { name: 'gold', resourceVersion: '1' } }]);
     const nodes = informerOf<V1Node & KubeObject>(clock, [node('1', '0')]);
@@ -65,26 +65,32 @@ describe('hugepagePoolController', () => {
     await controller.start();
     await flushPromises();
     expect(written).toHaveLength(1);
-    expect(findCondition(written[0]!.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'False', reason: 'KubeletRestartRequired' });
+    expect(findCondition(written[0]!.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'False', reason: 'WaitingForNodeStatus' });
 
-    // The cached pool never gets the written status, so every reconcile would write again.
-    nodes.source.lastWatch().push({ type: 'MODIFIED', object: node('2', '0', '2026-11-29T10:00:40Z') });
-    await flushPromises();
-    expect(written).toHaveLength(1);
-
-    nodes.source.lastWatch().push({ type: 'MODIFIED', object: node('3', '8Gi', '2026-11-29T10:00:50Z') });
-    await flushPromises();
-    expect(written).toHaveLength(2);
-    expect(findCondition(written[1]!.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'True', reason: 'PagesAdvertised' });
-    expect(findCondition(written[1]!.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Reserved' });
-
-    // Boot-time pages added by hand on n1: only the agent's inventory shows them.
+    // The cached pool never gets the written status, so every reconcile would write again: a
+    // heartbeat, kubelet's native hugepages and the kernel counters of the inventory change nothing.
+    nodes.source.lastWatch().push({ type: 'MODIFIED', object: node('2', '0', '2026-11-29T10:00:40Z', '8Gi') });
     const moreKernelPages = structuredClone(nfvNode);
     moreKernelPages.metadata.resourceVersion = '2';
     moreKernelPages.status!.inventory!.numaNodes[0]!.hugepages[0]!.total = 6;
     nfvNodes.source.lastWatch().push({ type: 'MODIFIED', object: moreKernelPages });
     await flushPromises();
+    expect(written).toHaveLength(1);
+
+    nodes.source.lastWatch().push({ type: 'MODIFIED', object: node('3', '8', '2026-11-29T10:00:50Z') });
+    await flushPromises();
+    expect(written).toHaveLength(2);
+    expect(findCondition(written[1]!.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'True', reason: 'PagesAdvertised' });
+    expect(findCondition(written[1]!.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Reserved' });
+
+    // The pool grows on n1: the agent publishes the reservation before kubelet has the new list.
+    const grown = structuredClone(nfvNode);
+    grown.metadata.resourceVersion = '3';
+    grown.status!.hugepagePools = [0, 1].map((numaNode) => ({ pool: 'gold', pageSize: '1Gi' as const, numaNode, requested: 6, allocated: 6 }));
+    nfvNodes.source.lastWatch().push({ type: 'MODIFIED', object: grown });
+    await flushPromises();
     expect(written).toHaveLength(3);
-    expect(findCondition(written[2]!.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'False', reason: 'KubeletRestartRequired' });
+    expect(findCondition(written[2]!.conditions, 'KubeletAdvertised')).toMatchObject({ status: 'False', reason: 'WaitingForNodeStatus' });
+    expect(findCondition(written[2]!.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Reserved' });
   });
 });

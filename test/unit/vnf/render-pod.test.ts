@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { renderConfigMap, renderPod } from '../../../src/controllers/vnf/render-pod.js';
+import { podFixedResources, renderConfigMap, renderPod } from '../../../src/controllers/vnf/render-pod.js';
 import { placementOf } from '../../../src/controllers/vnf/placement-status.js';
 import { childName } from '../../../src/controllers/vnf/child-name.js';
 import { allocation } from '../../fixtures/placement.js';
@@ -61,7 +61,7 @@ describe('renderPod', () => {
     { name: 'a kernel NIC: nothing', devices: [{ pciAddress: '0000:59:00.0', iommuGroup: 37, driver: 'kernel' as const }], expected: {} },
   ])('requests the device-plugin resource of each device, not a hostPath char device: $name', ({ devices, expected }) => {
     const pod = rendered({ interfaces: devices.map((_, i) => ({ name: `if${i}`, device: { pool: 'fast' } })) }, devices);
-    const hugepages = { 'hugepages-1Gi': '2Gi' };
+    const hugepages = { 'nfv.dev/hugepages-1Gi': '2' };
     expect(container(pod).resources).toEqual({ requests: { cpu: '2', ...hugepages, ...expected }, limits: { ...hugepages, ...expected } });
     expect(pod.spec!.volumes!.filter((v) => v.hostPath?.type === 'CharDevice' || v.hostPath?.path.startsWith('/dev/'))).toEqual([]);
   });
@@ -72,10 +72,19 @@ describe('renderPod', () => {
     expect(gate.env).toEqual([{ name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } }]);
   });
 
-  test('runs with an explicit capability list, no CPU limit (no CFS throttling of poll loops), its hugepages as a limit kubelet writes', () => {
+  test('runs with an explicit capability list, no CPU limit (no CFS throttling of poll loops), its pages of the agent resource and no native hugepages', () => {
     const c = container(rendered());
     expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['IPC_LOCK', 'NET_ADMIN', 'SYS_NICE'] } });
-    expect(c.resources).toEqual({ requests: { cpu: '2', 'hugepages-1Gi': '2Gi' }, limits: { 'hugepages-1Gi': '2Gi' } });
+    expect(c.resources).toEqual({ requests: { cpu: '2', 'nfv.dev/hugepages-1Gi': '2' }, limits: { 'nfv.dev/hugepages-1Gi': '2' } });
+  });
+
+  test.each([
+    { name: '2 pages of 1Gi', hugepages: { pool: 'gold', pageSize: '1Gi' as const, bytes: 2 * 2 ** 30 }, expected: { 'nfv.dev/hugepages-1Gi': '2' } },
+    { name: '64Mi of 2Mi pages: 32 pages', hugepages: { pool: 'silver', pageSize: '2Mi' as const, bytes: 64 * 2 ** 20 }, expected: { 'nfv.dev/hugepages-2Mi': '32' } },
+  ])('counts the hugepages in pages of nfv.dev/hugepages-<size>: $name', ({ hugepages, expected }) => {
+    const subject = vnf('l2fwd', { uid: '3f2a3c1e-0000-4000-8000-0123456789ab' });
+    const placement = placementOf(subject, 'n1', { ...allocation(subject.metadata.uid!, 0, '2-3'), hugepages }, '/var/lib/nfv-operator');
+    expect(podFixedResources(placement)).toEqual(expected);
   });
 
   test('memif links mount a per-link socket directory and add a non-abstract net_memif vdev', () => {
