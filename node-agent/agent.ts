@@ -24,7 +24,7 @@ import { AgentMetrics } from './agent-metrics.js';
 import { NFV_NODE_RESOURCE, nodeReconciler } from './node-reconciler.js';
 import { DEFAULT_NRI_SOCKET } from './nri/nri-api.js';
 import { NriPlugin } from './nri/nri-plugin.js';
-import { vnfHugepageSource } from './nri/vnf-hugepage-source.js';
+import { vnfHugepageSource, type VnfHugepageSource } from './nri/vnf-hugepage-source.js';
 import { recoverJournals } from './recover.js';
 import { VNF_RESOURCE, vnfKeyOfPod, vnfReconciler } from './vnf-reconciler.js';
 
@@ -109,6 +109,7 @@ export class NodeAgent {
   readonly devicePlugins?: DevicePlugins;
   /** The NRI plugin that sets the VNF containers' hugetlb limits; undefined when turned off. */
   readonly nri?: NriPlugin;
+  private readonly nriSource?: VnfHugepageSource;
   private readonly informers: {
     vnfs: Informer<VirtualNetworkFunction>;
     pods: Informer<V1Pod & KubeObject>;
@@ -191,6 +192,7 @@ export class NodeAgent {
           this.devicePlugins?.refresh();
         },
         metrics: this.metrics,
+        containerLimitsMissing: () => this.nriMissing(),
       }),
     })
       .for(vnfs)
@@ -211,13 +213,13 @@ export class NodeAgent {
     }
 
     if (options.nriSocket !== false) {
-      const source = vnfHugepageSource({
+      const source = (this.nriSource = vnfHugepageSource({
         nodeName: node,
         vnfsIn: (namespace) => vnfs.list((vnf) => vnf.metadata.namespace === namespace),
         pod: (namespace, name) => pods.getByName(name, namespace),
         cgroupRoot: this.host.roots.cgroup,
         logger,
-      });
+      }));
       this.nri = new NriPlugin({ socketPath: options.nriSocket ?? DEFAULT_NRI_SOCKET, source, logger, clock });
     }
 
@@ -247,6 +249,18 @@ export class NodeAgent {
     this.devicePlugins?.start();
     // Registered before the caches are loaded, the plugin would leave VNF containers alone.
     void Promise.all([this.informers.vnfs.waitForSync(), this.informers.pods.waitForSync()]).then((synced) => synced.every(Boolean) && this.nri?.start());
+  }
+
+  /**
+   * Why a VNF container created now would miss its hugetlb limit: the runtime applies container
+   * limits on this host and the NRI plugin that sets them is not registered. Undefined otherwise,
+   * and always when NRI is turned off (the operator chose the pod-level limit alone).
+   */
+  private async nriMissing(): Promise<string | undefined> {
+    if (!this.nri || !this.nriSource || this.nri.status().registered) return undefined;
+    if (!(await this.nriSource.runtimeSetsContainerHugetlb())) return undefined;
+    const { lastError } = this.nri.status();
+    return `the container runtime applies container hugetlb limits here and the agent's NRI plugin is not registered with it${lastError ? ` (${lastError})` : ''}; the VNF container would start with kubelet's limit 0. Enable NRI in the runtime, or set the chart's agent.nriSocket to "" if the runtime applies no container hugetlb limits (containerd's disable_hugetlb_controller = true)`;
   }
 
   /** Resolves when the agent has stopped, with the reason. */

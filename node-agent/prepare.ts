@@ -67,6 +67,12 @@ export async function prepareVnf(
   return { stage: 'ready', podUid: options.podUid };
 }
 
+/** Whether the pod stage (cgroup limits, ready signal) of `podUid` is done and not undone. */
+export async function podStageDone(journal: VnfJournal, podUid: string): Promise<boolean> {
+  const { steps } = await journal.state();
+  return podStepNames(podUid).every((name) => steps.get(name)?.status === 'done');
+}
+
 async function runStep(
   name: string,
   plan: VnfHostPlan,

@@ -11,7 +11,7 @@ import { HostStepError } from './host-steps.js';
 import type { NodeHost } from './host/node-host.js';
 import { PodCgroupMissingError } from './host/pod-cgroups.js';
 import type { JournalStore } from './journal.js';
-import { prepareVnf, PrepareRefusedError } from './prepare.js';
+import { podStageDone, prepareVnf, PrepareRefusedError } from './prepare.js';
 import { journalStepContext } from './recover.js';
 import { teardownVnf } from './teardown.js';
 import type { AgentMetrics } from './agent-metrics.js';
@@ -91,6 +91,13 @@ export interface VnfReconcilerDeps {
   onHostChanged(): void;
   /** Durations and failures of prepare and teardown. Default: not recorded. */
   metrics?: AgentMetrics;
+  /**
+   * Why the VNF's DPDK container would now start without its hugetlb limit (the runtime applies
+   * container limits and the agent's NRI plugin is not registered), or undefined. While it says
+   * so, a pod's ready signal is held back: the container would start with kubelet's limit 0 and
+   * DPDK would fail with ENOMEM. Default: never.
+   */
+  containerLimitsMissing?(): Promise<string | undefined>;
 }
 
 /** Condition reasons that retrying cannot fix until the VNF (or the node's configuration) changes. */
@@ -152,17 +159,25 @@ export function vnfReconciler(deps: VnfReconcilerDeps) {
     if (entering) {
       await report(deps, vnf, reported, { status: 'False', reason: 'Preparing', message: next.podUid ? `applying cgroup limits to pod ${next.podUid}` : `preparing hugetlbfs, sysfs masks and drivers on ${deps.nodeName}` }, ctx);
     }
+    const journal = deps.journals.journal(uid);
+    // Checked only until this pod is ready: a signal once given is never withdrawn for it.
+    const missing = next.podUid && !(await podStageDone(journal, next.podUid)) ? await deps.containerLimitsMissing?.() : undefined;
     const started = deps.clock.now();
     try {
-      const result = await prepareVnf(plan, deps.journals.journal(uid), deps.host, journalStepContext(deps.journals, uid), { podUid: next.podUid, logger });
+      const result = await prepareVnf(plan, journal, deps.host, journalStepContext(deps.journals, uid), { podUid: missing ? undefined : next.podUid, logger });
       deps.metrics?.succeeded('prepare', (deps.clock.now() - started) / 1000, result.stage);
       deps.onHostChanged();
+      if (missing) {
+        await report(deps, vnf, reported, { status: 'False', reason: 'WaitingForNriPlugin', message: `host side prepared on ${deps.nodeName}; the ready signal of pod ${next.podUid} waits: ${missing}` }, ctx);
+        throw new WaitingError('WaitingForNriPlugin', missing, 2000);
+      }
       if (result.stage === 'host') {
         await report(deps, vnf, reported, { status: 'False', reason: 'Preparing', message: `host side prepared on ${deps.nodeName}; waiting for pod ${vnf.status?.podName ?? '(not created yet)'} to start here` }, ctx);
         return;
       }
       await report(deps, vnf, reported, { status: 'True', reason: 'Prepared', message: `hugetlbfs, cgroups, sysfs masks and drivers ready for pod ${result.podUid}` }, ctx);
     } catch (err) {
+      if (err instanceof WaitingError) throw err;
       if (err instanceof PodCgroupMissingError) {
         await report(deps, vnf, reported, { status: 'False', reason: 'Preparing', message: `waiting for kubelet to create the cgroup of pod ${next.podUid}` }, ctx);
         throw new WaitingError('Preparing', err.message, 1000);

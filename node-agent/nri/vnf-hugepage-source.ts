@@ -17,26 +17,33 @@ export interface VnfCaches {
   logger: Logger;
 }
 
+/** The source, and whether the container runtime applies container hugetlb limits on this host at all. */
+export interface VnfHugepageSource extends HugepageLimitSource {
+  runtimeSetsContainerHugetlb(): Promise<boolean>;
+}
+
 /**
  * The limits of the DPDK containers of the VNFs placed on this node (see {@link vnfHugepageLimits}).
  * A container that names a VNF's pod but is not the pod the agent knows is logged: either the
  * agent's caches lag, or someone imitates a VNF's pod.
  */
-export function vnfHugepageSource(caches: VnfCaches): HugepageLimitSource {
+export function vnfHugepageSource(caches: VnfCaches): VnfHugepageSource {
   let runtimeSetsHugetlb: Promise<boolean> | undefined;
   const detect = async (): Promise<boolean> => {
     const sets = runtimeSetsContainerHugetlb(await detectCgroupLayout(caches.cgroupRoot), caches.cgroupRoot);
     if (!sets) caches.logger.info('NRI: the container runtime sets no hugetlb limits on this host\'s containers; VNF containers are left as they are');
     return sets;
   };
+  // Detected once; a failed detection is tried again next time.
+  const runtimeSets = (): Promise<boolean> =>
+    (runtimeSetsHugetlb ??= detect().catch((err: unknown) => {
+      runtimeSetsHugetlb = undefined;
+      throw err;
+    }));
   return {
+    runtimeSetsContainerHugetlb: runtimeSets,
     async hugepageLimits(target: NriContainerTarget): Promise<ContainerHugepageLimit[]> {
-      // Detected once; a failed detection is tried again with the next container.
-      runtimeSetsHugetlb ??= detect().catch((err: unknown) => {
-        runtimeSetsHugetlb = undefined;
-        throw err;
-      });
-      const facts = { nodeName: caches.nodeName, runtimeSetsHugetlb: await runtimeSetsHugetlb, vnfs: caches.vnfsIn(target.namespace), pod: caches.pod(target.namespace, target.podName) };
+      const facts = { nodeName: caches.nodeName, runtimeSetsHugetlb: await runtimeSets(), vnfs: caches.vnfsIn(target.namespace), pod: caches.pod(target.namespace, target.podName) };
       const decision = vnfHugepageLimits(target, facts);
       if (decision.impostor) {
         caches.logger.warn({ vnf: decision.vnf, pod: `${target.namespace}/${target.podName}`, podUid: target.podUid }, `NRI: no hugetlb limit for this container: ${decision.reason}`);

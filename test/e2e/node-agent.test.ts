@@ -155,6 +155,8 @@ beforeAll(async () => {
     agentVersion: 'e2e-in-process',
     changeFeeds: [],
     devicePluginDir,
+    // No container runtime here: the pods are played.
+    nriSocket: false,
   });
   await agent.start();
 }, 15 * 60_000);

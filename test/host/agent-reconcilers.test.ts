@@ -101,6 +101,7 @@ describe('vnfReconciler on the real kernel with a recording API client', () => {
     const applied: Applied[] = [];
     const journals = new JournalStore(stateRoot);
     let hostChanges = 0;
+    let nriMissing: string | undefined = 'the NRI plugin is not registered';
     const reconcile = vnfReconciler({
       nodeName: 'worker-1',
       stateRoot,
@@ -112,6 +113,7 @@ describe('vnfReconciler on the real kernel with a recording API client', () => {
       clock,
       hostFacts: async () => ({ cpus: new Set([0, 1]), numaNodes: new Set([0]) }),
       onHostChanged: () => hostChanges++,
+      containerLimitsMissing: async () => nriMissing,
     });
     const conditions = () => applied.map((a) => a.body.status!.conditions as { type: string; status: string; reason: string }[]).map(([c]) => `${c!.status} ${c!.reason}`);
 
@@ -120,6 +122,17 @@ describe('vnfReconciler on the real kernel with a recording API client', () => {
     expect(kernel.driverOf('0000:3b:00.0')).toBe('vfio-pci');
 
     pods = [pod('fw-pod', kubeletPod.podUid)];
+    const readySignal = posix.join(vnf.status!.placement!.hostPaths.readySignal, READY_FILE);
+    // Without the NRI plugin the container would start with hugetlb limit 0: the gate stays shut.
+    await expect(reconcile('edge/fw', context('edge/fw'))).rejects.toMatchObject({ name: 'WaitingError', reason: 'WaitingForNriPlugin' });
+    expect(conditions().at(-1)).toBe('False WaitingForNriPlugin');
+    expect(existsSync(readySignal)).toBe(false);
+
+    nriMissing = undefined;
+    await reconcile('edge/fw', context('edge/fw'));
+    expect(conditions().at(-1)).toBe('True Prepared');
+    // Once given, the signal stays even if the plugin drops out.
+    nriMissing = 'the NRI plugin is not registered';
     await reconcile('edge/fw', context('edge/fw'));
     expect(conditions().at(-1)).toBe('True Prepared');
     expect(readFileSync(posix.join(vnf.status!.placement!.hostPaths.readySignal, READY_FILE), 'utf8')).toBe(kubeletPod.podUid);
