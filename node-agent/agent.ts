@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import { VNF_NAME_LABEL } from '../src/api/group.js';
 import { DEFAULT_STATE_ROOT } from '../src/api/host-paths.js';
 import type { HugepagePool } from '../src/api/hugepage-pool.js';
+import { isHugepageResource } from '../src/api/device-resources.js';
 import type { Inventory, NfvNode } from '../src/api/nfv-node.js';
 import type { VirtualNetworkFunction } from '../src/api/virtual-network-function.js';
 import { realClock, type Clock } from '../src/runtime/clock.js';
@@ -16,6 +17,7 @@ import { ChangeMonitor, KERNEL_CHANGE_FEEDS } from './change-monitor.js';
 import { DevicePlugins } from './device-plugin/device-plugins.js';
 import { hugepageDevicesOf } from './device-plugin/hugepage-devices.js';
 import { pluginDevicesOf } from './device-plugin/plugin-devices.js';
+import { DEFAULT_POD_RESOURCES_SOCKET, KubeletPodResources } from './device-plugin/pod-resources.js';
 import { discoverCpus } from './discover/cpu-topology.js';
 import type { NicPoolRule } from './discover/pci-nics.js';
 import { createNodeHost, type HostRoots, type NodeHost, type NodeHostOptions } from './host/node-host.js';
@@ -76,6 +78,12 @@ export interface NodeAgentOptions {
    * limit of the VNFs' DPDK containers. Default {@link DEFAULT_NRI_SOCKET}; `false` runs no plugin.
    */
   nriSocket?: string | false;
+  /**
+   * kubelet's PodResources socket: which page IDs kubelet gave running pods, so that a shrinking
+   * page list keeps them. Default {@link DEFAULT_POD_RESOURCES_SOCKET}; `false` reads none (a
+   * shrink then drops the highest IDs).
+   */
+  podResourcesSocket?: string | false;
 }
 
 /**
@@ -205,6 +213,9 @@ export class NodeAgent {
         logger,
         clock,
         ...(options.devicePluginCheckMs ? { checkIntervalMs: options.devicePluginCheckMs } : {}),
+        ...(options.podResourcesSocket !== false
+          ? { podResources: new KubeletPodResources(options.podResourcesSocket ?? DEFAULT_POD_RESOURCES_SOCKET, isHugepageResource) }
+          : {}),
       });
       // Pages to offer kubelet: from the NfvNode this agent publishes (its reservations) and the
       // controller's ledger in it, the very figures the controller places from.

@@ -17,6 +17,9 @@
  *                         --root-dir); `none` serves no device plugins
  *   NFV_NRI_SOCKET        the container runtime's NRI socket (default /var/run/nri/nri.sock), where the
  *                         agent's NRI plugin sets the VNF containers' hugetlb limits; `none` runs no plugin
+ *   NFV_POD_RESOURCES_SOCKET kubelet's PodResources socket (default
+ *                         /var/lib/kubelet/pod-resources/kubelet.sock): the page IDs pods hold, kept
+ *                         when a pool shrinks; `none` reads none
  *   NFV_METRICS_ADDRESS   [host]:port of /metrics, /healthz and /readyz (default :9101, on the host
  *                         network; 0 turns it off): prepare and teardown durations and failures
  *   LOG_LEVEL             pino level (default info)
@@ -73,6 +76,7 @@ const agent = new NodeAgent({
   signalSource: process,
   ...(process.env.NFV_DEVICE_PLUGIN_DIR ? { devicePluginDir: process.env.NFV_DEVICE_PLUGIN_DIR === 'none' ? false : process.env.NFV_DEVICE_PLUGIN_DIR } : {}),
   ...(process.env.NFV_NRI_SOCKET ? { nriSocket: process.env.NFV_NRI_SOCKET === 'none' ? false : process.env.NFV_NRI_SOCKET } : {}),
+  ...(process.env.NFV_POD_RESOURCES_SOCKET ? { podResourcesSocket: process.env.NFV_POD_RESOURCES_SOCKET === 'none' ? false : process.env.NFV_POD_RESOURCES_SOCKET } : {}),
 });
 
 const metricsAddress = process.env.NFV_METRICS_ADDRESS ?? ':9101';

@@ -6,6 +6,7 @@ import { isErrno } from '../host/kernel-files.js';
 import { DEFAULT_DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from './device-plugin-api.js';
 import { registerWithKubelet } from './kubelet-registration.js';
 import type { HugepageDevices } from './hugepage-devices.js';
+import type { AllocatedDeviceIds, PodResourcesReader } from './pod-resources.js';
 import type { DeviceNodes, PluginDevice } from './plugin-devices.js';
 import { DevicePluginServer, listSummary } from './plugin-server.js';
 
@@ -20,6 +21,8 @@ export interface DevicePluginsOptions {
   checkIntervalMs?: number;
   /** Default the wall clock. */
   clock?: Clock;
+  /** Which page IDs kubelet gave running pods, so a shrinking list keeps them. Default: none read (a shrink drops the highest IDs). */
+  podResources?: PodResourcesReader;
 }
 
 /**
@@ -46,6 +49,9 @@ export class DevicePlugins {
   private stopped = false;
   /** Resources whose registration failed, so a retry every check does not repeat the warning. */
   private readonly failing = new Set<string>();
+  /** kubelet's page IDs in use as last read; kept while PodResources does not answer. */
+  private pagesInUse: AllocatedDeviceIds = new Map();
+  private podResourcesFailing = false;
 
   constructor(private readonly options: DevicePluginsOptions) {
     this.pluginDir = options.pluginDir ?? DEFAULT_DEVICE_PLUGIN_DIR;
@@ -123,7 +129,7 @@ export class DevicePlugins {
     if (kubeletRestarted && this.kubeletSocketId) logger.info({ kubeletSocket }, 'device plugins: kubelet restarted; registering again');
     this.kubeletSocketId = kubeletId;
 
-    const wanted = new Map([...this.devices, ...this.hugepages].map((offered) => [offered.resource, offered]));
+    const wanted = new Map([...this.devices, ...(await this.hugepagesInUse())].map((offered) => [offered.resource, offered]));
     await this.stopServers([...this.servers.keys()].filter((resource) => !wanted.has(resource)));
     const view = await nodes.view(this.devices);
     for (const offered of wanted.values()) {
@@ -148,6 +154,22 @@ export class DevicePlugins {
         logger[level]({ err, resource }, 'device plugin could not register; retrying at every check');
       }
     }
+  }
+
+  /** The page offers with the IDs kubelet has handed out, read fresh; the last answer when kubelet does not give one. */
+  private async hugepagesInUse(): Promise<HugepageDevices[]> {
+    const { podResources, logger } = this.options;
+    if (podResources && this.hugepages.length > 0) {
+      try {
+        this.pagesInUse = await podResources.allocatedIds();
+        if (this.podResourcesFailing) logger.info('device plugins: kubelet\'s PodResources answers again');
+        this.podResourcesFailing = false;
+      } catch (err) {
+        if (!this.podResourcesFailing) logger.warn({ err }, 'device plugins: cannot read which hugepage IDs kubelet gave pods; keeping the last answer');
+        this.podResourcesFailing = true;
+      }
+    }
+    return this.hugepages.map((offered) => ({ ...offered, inUse: this.pagesInUse.get(offered.resource) ?? new Set<string>() }));
   }
 
   private async stopServers(resources: readonly string[]): Promise<void> {

@@ -17,6 +17,8 @@ export interface HugepageDevices {
   pageSize: PageSize;
   /** Pages per NUMA node, sorted by NUMA node. */
   numaNodes: readonly { numaNode: number; pages: number }[];
+  /** IDs kubelet has handed to running pods (its PodResources API): listed first, whatever their index. */
+  inUse: ReadonlySet<string>;
 }
 
 /**
@@ -28,26 +30,40 @@ export function hugepageDevicesOf(status: Pick<NfvNodeStatus, 'hugepagePools' | 
   const bySize = new Map<PageSize, { numaNode: number; pages: number }[]>();
   for (const { pageSize, numaNode, pages } of hugepageDeviceCounts(status)) bySize.set(pageSize, [...(bySize.get(pageSize) ?? []), { numaNode, pages }]);
   return [...bySize]
-    .map(([pageSize, numaNodes]): HugepageDevices => ({ kind: 'hugepages', resource: hugepageResource(pageSize), pageSize, numaNodes }))
+    .map(([pageSize, numaNodes]): HugepageDevices => ({ kind: 'hugepages', resource: hugepageResource(pageSize), pageSize, numaNodes, inUse: new Set() }))
     .sort((a, b) => a.resource.localeCompare(b.resource));
 }
 
-/**
- * The device ID of page `index` on a NUMA node: `numa0-17`. Growing a pool adds IDs at the end of
- * its NUMA node and shrinking removes the last ones. The pages are interchangeable (kubelet counts
- * them; the VNF's pages are its hugetlbfs mount), so a shrink that removes an ID kubelet gave a
- * running pod costs nothing while the pod runs: the list never drops below what VNFs hold, so the
- * counts of the scheduler and of kubelet's admission stay right. Only a re-admission of that pod
- * (a kubelet restart while its container is not running) would fail, on the missing ID.
- */
+/** The device ID of page `index` on a NUMA node: `numa0-17`. */
 export function hugepageDeviceId(numaNode: number, index: number): string {
   return `numa${numaNode}-${index}`;
+}
+
+const DEVICE_ID = /^numa(\d+)-(\d+)$/;
+
+/**
+ * The IDs listed on one NUMA node: those kubelet has handed to running pods, then the lowest free
+ * indices up to `pages`. The pages are interchangeable (kubelet counts them; a VNF's pages are its
+ * hugetlbfs mount), but kubelet remembers which IDs each pod got: when a pool shrinks, dropping an
+ * ID a running pod holds would make kubelet count that pod's pages as free again and refuse to
+ * admit the pod after its own restart. So a shrink drops free IDs only, and a growth adds the
+ * lowest free ones, which leaves every listed ID listed while the count does not fall.
+ */
+export function hugepageIdsOn(numaNode: number, pages: number, inUse: ReadonlySet<string>): string[] {
+  const held = [...inUse]
+    .map((id) => DEVICE_ID.exec(id))
+    .filter((match): match is RegExpExecArray => match !== null && Number(match[1]) === numaNode)
+    .map((match) => Number(match[2]))
+    .sort((a, b) => a - b);
+  const listed = new Set(held);
+  for (let index = 0; listed.size < pages; index++) listed.add(index);
+  return [...listed].sort((a, b) => a - b).map((index) => hugepageDeviceId(numaNode, index));
 }
 
 /** The ListAndWatch list: every page Healthy (the kernel holds it), with its NUMA node for kubelet's topology manager. */
 export function listedHugepages(devices: HugepageDevices): Device[] {
   return devices.numaNodes.flatMap(({ numaNode, pages }) =>
-    Array.from({ length: pages }, (_, index): Device => ({ ID: hugepageDeviceId(numaNode, index), health: 'Healthy', topology: { nodes: [{ ID: numaNode }] } })),
+    hugepageIdsOn(numaNode, pages, devices.inUse).map((ID): Device => ({ ID, health: 'Healthy', topology: { nodes: [{ ID: numaNode }] } })),
   );
 }
 
@@ -66,6 +82,6 @@ export function hugepageAllocation(devices: HugepageDevices, requestedIds: reado
 }
 
 function describeCounts(devices: HugepageDevices): string {
-  const listed = devices.numaNodes.filter((n) => n.pages > 0).map((n) => `${hugepageDeviceId(n.numaNode, 0)}..${hugepageDeviceId(n.numaNode, n.pages - 1)}`);
+  const listed = devices.numaNodes.filter((n) => n.pages > 0).map((n) => `${n.pages} pages on NUMA node ${n.numaNode}`);
   return listed.length > 0 ? listed.join(', ') : 'no pages';
 }

@@ -45,6 +45,11 @@ export function hugepageResource(pageSize: PageSize): string {
   return `${DEVICE_RESOURCE_DOMAIN}/hugepages-${pageSize}`;
 }
 
+/** Whether `resource` is one of the `nfv.dev/hugepages-<size>` resources. */
+export function isHugepageResource(resource: string): boolean {
+  return (Object.keys(PAGE_SIZE_BYTES) as PageSize[]).some((pageSize) => resource === hugepageResource(pageSize));
+}
+
 /**
  * The resource a device needs in the pod; undefined for a NIC the kernel driver keeps, and for
  * vfio-pci without an IOMMU, which the node agent refuses to prepare (NodePrepared names it).

@@ -360,6 +360,8 @@ export interface AgentProcessOptions {
   metricsAddress?: string;
   /** NFV_NRI_SOCKET, the container runtime's NRI socket (a real node's `nriSocket`); default `none`: no runtime. */
   nriSocket?: string;
+  /** NFV_POD_RESOURCES_SOCKET, kubelet's (a real node's `podResourcesSocket`); default `none`: no kubelet. */
+  podResourcesSocket?: string;
 }
 
 /** How a child agent ended. */
@@ -409,6 +411,7 @@ export class AgentProcess {
           ...(options.devicePluginDir ? { NFV_DEVICE_PLUGIN_DIR: options.devicePluginDir } : {}),
           ...(options.metricsAddress ? { NFV_METRICS_ADDRESS: options.metricsAddress } : {}),
           NFV_NRI_SOCKET: options.nriSocket ?? 'none',
+          NFV_POD_RESOURCES_SOCKET: options.podResourcesSocket ?? 'none',
         },
       });
       return new AgentProcess(child, options.logFile);

@@ -149,6 +149,11 @@ export class RealNode {
     return this.layout.nriSocket;
   }
 
+  /** kubelet's PodResources socket (under its root dir), which the node agent reads (`NFV_POD_RESOURCES_SOCKET`). */
+  get podResourcesSocket(): string {
+    return path.join(this.layout.kubeletRootDir, 'pod-resources', 'kubelet.sock');
+  }
+
   /** The kubelet's process id: a test that must do without a kubelet restart checks it stays the same. */
   get kubeletPid(): number | undefined {
     return this.processes.get('kubelet')?.pid;

@@ -155,8 +155,9 @@ beforeAll(async () => {
     agentVersion: 'e2e-in-process',
     changeFeeds: [],
     devicePluginDir,
-    // No container runtime here: the pods are played.
+    // No container runtime and no real kubelet here: the pods are played.
     nriSocket: false,
+    podResourcesSocket: false,
   });
   await agent.start();
 }, 15 * 60_000);

@@ -10,6 +10,7 @@ import { posix } from 'node:path';
 import pino from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { DEVICE_PLUGIN_API_VERSION } from '../../node-agent/device-plugin/device-plugin-api.js';
+import type { AllocatedDeviceIds } from '../../node-agent/device-plugin/pod-resources.js';
 import { DevicePlugins, socketName } from '../../node-agent/device-plugin/device-plugins.js';
 import { hugepageDevicesOf } from '../../node-agent/device-plugin/hugepage-devices.js';
 import { pluginDevicesOf } from '../../node-agent/device-plugin/plugin-devices.js';
@@ -42,6 +43,8 @@ describe('device plugins on real unix sockets', () => {
   let dev: string;
   let kubelet: KubeletRegistrationStub | undefined;
   let plugins: DevicePlugins | undefined;
+  /** What kubelet's PodResources answers: the page IDs running pods hold. */
+  let pagesInUse: AllocatedDeviceIds = new Map();
 
   const mknod = (path: string, major: number, minor: number) => execFileAsync('mknod', [posix.join(dev, path), 'c', String(major), String(minor)]);
   const healthOf = (resource: string) => kubelet!.latest(resource)?.[0]?.health;
@@ -61,7 +64,13 @@ describe('device plugins on real unix sockets', () => {
     mkdirSync(tree.path('sys/bus/pci/devices', UIO_NIC.pciAddress, 'uio/uio3'), { recursive: true });
     kubelet = new KubeletRegistrationStub(pluginDir);
     await kubelet.start();
-    plugins = new DevicePlugins({ pluginDir, nodes: new KernelDeviceNodes(tree.path('sys'), dev), logger: pino({ level: 'silent' }), checkIntervalMs: 60_000 });
+    plugins = new DevicePlugins({
+      pluginDir,
+      nodes: new KernelDeviceNodes(tree.path('sys'), dev),
+      logger: pino({ level: 'silent' }),
+      checkIntervalMs: 60_000,
+      podResources: { allocatedIds: async () => pagesInUse },
+    });
     plugins.start();
     plugins.setDevices(pluginDevicesOf([VFIO_NIC, UIO_NIC]));
     plugins.setHugepages(hugepageDevicesOf(poolPages(2, 1)));
@@ -110,6 +119,22 @@ describe('device plugins on real unix sockets', () => {
     plugins!.setHugepages(hugepageDevicesOf(poolPages(1, 1)));
     await converge();
     expect(kubelet!.plugins.get(PAGES_1GI)!.lists).toHaveLength(3);
+  });
+
+  it('keeps listing the page IDs kubelet gave running pods (its PodResources) when the pool shrinks', async () => {
+    plugins!.setHugepages(hugepageDevicesOf(poolPages(4, 1)));
+    await plugins!.settled();
+    await waitUntil('the grown list', () => kubelet!.latest(PAGES_1GI)?.length === 5);
+    pagesInUse = new Map([[PAGES_1GI, new Set(['numa0-2', 'numa0-3'])]]);
+    plugins!.setHugepages(hugepageDevicesOf(poolPages(2, 1)));
+    await plugins!.settled();
+    await waitUntil('the shrunk list', () => kubelet!.latest(PAGES_1GI)?.length === 3);
+    expect(ids(kubelet!.latest(PAGES_1GI))).toEqual(['numa0-2', 'numa0-3', 'numa1-0']);
+    pagesInUse = new Map();
+    plugins!.setHugepages(hugepageDevicesOf(poolPages(1, 1)));
+    await plugins!.settled();
+    await waitUntil('the list back at the lowest IDs', () => kubelet!.latest(PAGES_1GI)?.length === 2);
+    expect(ids(kubelet!.latest(PAGES_1GI))).toEqual(['numa0-0', 'numa1-0']);
   });
 
   it('allocates listed pages with nothing to add to the container, and refuses pages it no longer lists', async () => {

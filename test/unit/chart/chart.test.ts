@@ -369,7 +369,7 @@ describe('security posture', () => {
     expect(spec.hostPID).toBe(true);
   });
 
-  test('node agent: only the host paths it needs, /dev read-only, kubelet device plugins, the runtime\'s NRI socket dir, the state root at its host path with HostToContainer', () => {
+  test('node agent: only the host paths it needs, /dev read-only, kubelet device plugins and PodResources, the runtime\'s NRI socket dir, the state root at its host path with HostToContainer', () => {
     const spec = podSpec(find('DaemonSet', 'node-agent'));
     const hostPaths = Object.fromEntries((spec.volumes ?? []).map((v) => [v.name, v.hostPath?.path]));
     expect(hostPaths).toEqual({
@@ -378,6 +378,7 @@ describe('security posture', () => {
       'host-proc': '/proc',
       'host-dev': '/dev',
       'device-plugins': '/var/lib/kubelet/device-plugins',
+      'pod-resources': '/var/lib/kubelet/pod-resources',
       nri: '/var/run/nri',
       'state-root': '/var/lib/nfv-operator',
     });
@@ -385,6 +386,7 @@ describe('security posture', () => {
     expect(mounts['host-dev']).toMatchObject({ mountPath: '/host/dev', readOnly: true });
     expect(mounts['device-plugins']).toEqual({ name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' });
     expect(mounts['nri']).toEqual({ name: 'nri', mountPath: '/var/run/nri' });
+    expect(mounts['pod-resources']).toEqual({ name: 'pod-resources', mountPath: '/var/lib/kubelet/pod-resources' });
     expect(mounts['state-root']).toEqual({ name: 'state-root', mountPath: '/var/lib/nfv-operator', mountPropagation: 'HostToContainer' });
     expect(valuesOf(objects, 'mountPropagation').filter((p) => p === 'Bidirectional')).toEqual([]);
   });
@@ -408,6 +410,12 @@ describe('security posture', () => {
     expect(envOf(off.containers[0]!).NFV_NRI_SOCKET).toBe('none');
   }, TIMEOUT_MS);
 
+  test('node agent: "" for agent.podResourcesSocket reads none and mounts nothing', async () => {
+    const off = podSpec((await renderChart({ set: ['agent.podResourcesSocket='] })).find((o) => o.kind === 'DaemonSet')!);
+    expect(off.volumes!.map((v) => v.name)).not.toContain('pod-resources');
+    expect(envOf(off.containers[0]!).NFV_POD_RESOURCES_SOCKET).toBe('none');
+  }, TIMEOUT_MS);
+
   test('node agent: NFV nodes only, every taint tolerated, NODE_NAME from spec.nodeName, the roots under /host', () => {
     const spec = podSpec(find('DaemonSet', 'node-agent'));
     expect(spec.nodeSelector).toEqual({ [NFV_NODE_LABEL]: 'true' });
@@ -421,6 +429,7 @@ describe('security posture', () => {
       NFV_DEV_ROOT: '/host/dev',
       NFV_DEVICE_PLUGIN_DIR: '/var/lib/kubelet/device-plugins',
       NFV_NRI_SOCKET: '/var/run/nri/nri.sock',
+      NFV_POD_RESOURCES_SOCKET: '/var/lib/kubelet/pod-resources/kubelet.sock',
       NFV_MOUNT_NAMESPACE: '/host/proc/1/ns/mnt',
       NFV_NIC_POOLS: '[]',
       NFV_AGENT_VERSION: '0.1.0',

@@ -2,7 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import type { PageSize } from '../../../src/api/common.js';
 import { hugepageDeviceCounts } from '../../../src/api/hugepage-devices.js';
 import type { NfvNodeStatus, PoolReservation } from '../../../src/api/nfv-node.js';
-import { hugepageAllocation, hugepageDevicesOf, listedHugepages, type HugepageDevices } from '../../../node-agent/device-plugin/hugepage-devices.js';
+import { hugepageAllocation, hugepageDevicesOf, hugepageIdsOn, listedHugepages, type HugepageDevices } from '../../../node-agent/device-plugin/hugepage-devices.js';
 import { AllocationError, type DeviceNodeView } from '../../../node-agent/device-plugin/plugin-devices.js';
 import { allocateContainer, listedDevices, nicDevices } from '../../../node-agent/device-plugin/plugin-resources.js';
 import { allocation } from '../../fixtures/placement.js';
@@ -12,7 +12,13 @@ const MiB = 2 ** 20;
 const reservation = (pool: string, pageSize: PageSize, numaNode: number, allocated: number, requested = allocated): PoolReservation => ({ pool, pageSize, numaNode, requested, allocated });
 /** A ledger entry holding `bytes` of `pageSize` pages on `numaNode`. */
 const holding = (uid: string, numaNode: number, pageSize: PageSize, bytes: number) => ({ ...allocation(uid, numaNode, '1'), hugepages: { pool: 'gold', pageSize, bytes } });
-const pages = (numaNodes: HugepageDevices['numaNodes'], pageSize: PageSize = '1Gi'): HugepageDevices => ({ kind: 'hugepages', resource: `nfv.dev/hugepages-${pageSize}`, pageSize, numaNodes });
+const pages = (numaNodes: HugepageDevices['numaNodes'], pageSize: PageSize = '1Gi', inUse: readonly string[] = []): HugepageDevices => ({
+  kind: 'hugepages',
+  resource: `nfv.dev/hugepages-${pageSize}`,
+  pageSize,
+  numaNodes,
+  inUse: new Set(inUse),
+});
 const noNodes: DeviceNodeView = { vfioContainer: false, vfioGroups: new Set(), uioNodes: new Map() };
 const empty = { envs: {}, mounts: [], devices: [], annotations: {}, cdi_devices: [] };
 
@@ -110,6 +116,24 @@ describe('listedHugepages', () => {
   });
 });
 
+describe('hugepageIdsOn: the IDs kubelet gave running pods stay listed', () => {
+  test.each<{ name: string; pages: number; inUse: string[]; expected: string[] }>([
+    { name: 'nothing in use: the lowest indices', pages: 3, inUse: [], expected: ['numa0-0', 'numa0-1', 'numa0-2'] },
+    { name: 'a shrink keeps the held IDs, however high', pages: 2, inUse: ['numa0-5', 'numa0-7'], expected: ['numa0-5', 'numa0-7'] },
+    { name: 'free pages fill from the lowest free index', pages: 4, inUse: ['numa0-1', 'numa0-6'], expected: ['numa0-0', 'numa0-1', 'numa0-2', 'numa0-6'] },
+    { name: 'held IDs of other NUMA nodes and foreign IDs are not this node\'s', pages: 2, inUse: ['numa1-0', 'numa1-9', 'gpu-3', 'numa0-x'], expected: ['numa0-0', 'numa0-1'] },
+    { name: 'more held than pages (a list kubelet has not caught up with): all held stay', pages: 1, inUse: ['numa0-2', 'numa0-3'], expected: ['numa0-2', 'numa0-3'] },
+  ])('$name', ({ pages: count, inUse, expected }) => {
+    expect(hugepageIdsOn(0, count, new Set(inUse))).toEqual(expected);
+  });
+
+  test('allocating listed IDs changes nothing: the list is stable while the count stays', () => {
+    const before = listedHugepages(pages([{ numaNode: 0, pages: 4 }], '2Mi')).map((d) => d.ID);
+    const after = listedHugepages(pages([{ numaNode: 0, pages: 4 }], '2Mi', ['numa0-2', 'numa0-3'])).map((d) => d.ID);
+    expect(after).toEqual(before);
+  });
+});
+
 describe('hugepageAllocation', () => {
   const listed = pages([
     { numaNode: 0, pages: 4 },
@@ -125,7 +149,7 @@ describe('hugepageAllocation', () => {
   });
 
   test.each([
-    { name: 'an ID past the pages of its NUMA node (a shrink)', ids: ['numa1-2'], message: /nfv\.dev\/hugepages-1Gi lists numa0-0\.\.numa0-3, numa1-0\.\.numa1-1; kubelet asked for numa1-2, which it does not list/ },
+    { name: 'an ID past the pages of its NUMA node (a shrink)', ids: ['numa1-2'], message: /nfv\.dev\/hugepages-1Gi lists 4 pages on NUMA node 0, 2 pages on NUMA node 1; kubelet asked for numa1-2, which it does not list/ },
     { name: 'a NUMA node without pages', ids: ['numa0-0', 'numa3-0'], message: /kubelet asked for numa3-0,/ },
     { name: 'a foreign ID', ids: ['40'], message: /kubelet asked for 40,/ },
   ])('refuses $name', ({ ids, message }) => {
