@@ -141,6 +141,8 @@ beforeAll(async () => {
       `agent.mountNamespace=/host/proc/${process.pid}/ns/mnt`,
       '--set',
       `agent.nriSocket=${node.nriSocket}`,
+      '--set',
+      `agent.podResourcesSocket=${node.podResourcesSocket}`,
       '--set-string',
       `agent.nodeSelector.${SELECT_LABEL.replaceAll('.', '\\.')}=${ns.name}`,
     ]),
