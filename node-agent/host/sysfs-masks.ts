@@ -2,7 +2,7 @@ import { mkdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promise
 import { posix } from 'node:path';
 import { formatCpuList } from '../../src/api/cpu-list.js';
 import { isPciAddress } from '../../src/api/pci-address.js';
-import { isErrno, listDir } from './kernel-files.js';
+import { isErrno, listDir, readKernelText } from './kernel-files.js';
 
 /** Files of /sys/devices/system/cpu that list CPUs and are masked in the pod. */
 export const CPU_MASK_FILES = ['online', 'present', 'possible'] as const;
@@ -39,13 +39,18 @@ export class SysfsMasks {
     }
   }
 
-  /** Writes online, present and possible in `dir`, each listing only `cpus`. */
+  /**
+   * Writes online, present and possible in `dir`, each listing only `cpus`. A file that already
+   * says so is left alone: the pod mounts each one with subPath, which kubelet bind-mounts by
+   * inode, so replacing it would leave the next container start a deleted file to mount.
+   */
   async prepareCpuMask(dir: string, cpus: readonly number[]): Promise<void> {
     if (cpus.length === 0) throw new RangeError('a CPU mask needs at least one CPU');
     await mkdir(dir, { recursive: true, mode: 0o755 });
     const text = `${formatCpuList(cpus)}\n`;
     for (const file of CPU_MASK_FILES) {
       const path = posix.join(dir, file);
+      if ((await readKernelText(path)) === text.trim()) continue;
       await writeFile(`${path}.tmp`, text, { mode: 0o444 });
       await rename(`${path}.tmp`, path);
     }

@@ -8,8 +8,11 @@
  * - {@link HostVfioDir}: the tree's `dev/vfio` bind-mounted at the host's `/dev/vfio`, because the
  *   device plugin hands kubelet the host's paths (`/dev/vfio/<N>`), which containerd opens to
  *   read the device numbers. Only on a host without the vfio module (no `/dev/vfio` of its own).
+ * - {@link UioNodes} and {@link HostUioNode}: the same for uio_pci_generic, whose single node
+ *   `/dev/uio<N>` is made on the host itself, with a number no real uio device has.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { posix } from 'node:path';
 import { API_VERSION } from '../../src/api/group.js';
 import type { HugepagePool } from '../../src/api/hugepage-pool.js';
 import { resources } from '../../src/controllers/resources.js';
@@ -31,43 +34,50 @@ export function charDeviceNumbers(path: string): DeviceNumbers {
   return { major: (stat.rdev >> 8) & 0xfff, minor: (stat.rdev & 0xff) | ((stat.rdev >> 12) & 0xfff00) };
 }
 
+/** The numbers as `stat -c '%t:%T'` prints them: hexadecimal. */
+export function statHex(numbers: DeviceNumbers): string {
+  return `${numbers.major.toString(16)}:${numbers.minor.toString(16)}`;
+}
+
 /** Makes a character device node. */
 export async function mknod(path: string, numbers: DeviceNumbers): Promise<void> {
   await execFileAsync('mknod', [path, 'c', String(numbers.major), String(numbers.minor)]);
 }
 
 /**
- * The group node vfio-pci makes (`<tree>/dev/vfio/<group>`) while the NIC is bound to it: checked
- * every 50 ms, as the kernel makes it within the bind. `events` records when it came and went.
+ * Device nodes a driver makes while the tree's NIC is bound to it and removes when it is unbound,
+ * which the fake PCI kernel lacks: checked every 50 ms, as the kernel makes them within the bind.
+ * `events` records when they came and went.
  */
-export class VfioGroupNodes {
+abstract class BoundDriverNodes {
   readonly events: Array<{ at: number; event: 'made' | 'removed' }> = [];
   private readonly timer: NodeJS.Timeout;
   private syncing = false;
 
   constructor(
-    private readonly tree: NfvHostTree,
-    private readonly nic: { address: string; iommuGroup: number },
-    private readonly numbers: DeviceNumbers,
+    protected readonly tree: NfvHostTree,
+    protected readonly address: string,
+    private readonly driver: string,
   ) {
+    // The first check runs after the subclass's constructor has set its fields.
     this.timer = setInterval(() => void this.sync().catch(() => undefined), 50);
   }
 
-  /** Where the node is in the tree. */
-  get path(): string {
-    return this.tree.path('dev/vfio', String(this.nic.iommuGroup));
-  }
+  /** Whether the nodes exist now. */
+  protected abstract exist(): boolean;
+  protected abstract make(): Promise<void>;
+  protected abstract remove(): void;
 
   private async sync(): Promise<void> {
     if (this.syncing) return;
     this.syncing = true;
     try {
-      const bound = this.tree.kernel.driverOf(this.nic.address) === 'vfio-pci';
-      if (bound && !existsSync(this.path)) {
-        await mknod(this.path, this.numbers);
+      const bound = this.tree.kernel.driverOf(this.address) === this.driver;
+      if (bound && !this.exist()) {
+        await this.make();
         this.events.push({ at: Date.now(), event: 'made' });
-      } else if (!bound && existsSync(this.path)) {
-        rmSync(this.path);
+      } else if (!bound && this.exist()) {
+        this.remove();
         this.events.push({ at: Date.now(), event: 'removed' });
       }
     } finally {
@@ -75,9 +85,113 @@ export class VfioGroupNodes {
     }
   }
 
-  /** Stops following the driver; the node, if any, goes with the tree. */
+  /** Stops following the driver; the nodes, if any, go with the tree. */
   stop(): void {
     clearInterval(this.timer);
+  }
+}
+
+/** The group node vfio-pci makes, `<tree>/dev/vfio/<group>`, while the NIC is bound to it. */
+export class VfioGroupNodes extends BoundDriverNodes {
+  constructor(
+    tree: NfvHostTree,
+    private readonly nic: { address: string; iommuGroup: number },
+    private readonly numbers: DeviceNumbers,
+  ) {
+    super(tree, nic.address, 'vfio-pci');
+  }
+
+  /** Where the node is in the tree. */
+  get path(): string {
+    return this.tree.path('dev/vfio', String(this.nic.iommuGroup));
+  }
+
+  protected exist(): boolean {
+    return existsSync(this.path);
+  }
+
+  protected make(): Promise<void> {
+    return mknod(this.path, this.numbers);
+  }
+
+  protected remove(): void {
+    rmSync(this.path);
+  }
+}
+
+/**
+ * What uio_pci_generic makes while the NIC is bound to it: the uio class device
+ * `<tree sysfs>/bus/pci/devices/<address>/uio/uio<N>`, whose name tells the agent which node is the
+ * device's, and the node `<tree>/dev/uio<N>`. The kernel numbers uio devices from 0; a test picks
+ * a high `index` so that {@link HostUioNode} never meets a real one.
+ */
+export class UioNodes extends BoundDriverNodes {
+  constructor(
+    tree: NfvHostTree,
+    nic: { address: string },
+    private readonly index: number,
+    readonly numbers: DeviceNumbers,
+  ) {
+    super(tree, nic.address, 'uio_pci_generic');
+  }
+
+  /** `uio<N>`: the class device's name, and the node's in the tree's dev and on the host. */
+  get name(): string {
+    return `uio${this.index}`;
+  }
+
+  /** Where the node is in the tree. */
+  get path(): string {
+    return this.tree.path('dev', this.name);
+  }
+
+  /** The device's `uio` directory in the tree's sysfs, which the kernel removes with the class device. */
+  get classDir(): string {
+    return posix.join(this.tree.roots.sysfs, 'bus/pci/devices', this.address, 'uio');
+  }
+
+  protected exist(): boolean {
+    return existsSync(this.path);
+  }
+
+  protected async make(): Promise<void> {
+    const device = posix.join(this.classDir, this.name);
+    mkdirSync(device, { recursive: true });
+    // As the kernel's class device shows them.
+    writeFileSync(posix.join(device, 'name'), 'uio_pci_generic\n');
+    writeFileSync(posix.join(device, 'dev'), `${this.numbers.major}:${this.numbers.minor}\n`);
+    await mknod(this.path, this.numbers);
+  }
+
+  protected remove(): void {
+    rmSync(this.classDir, { recursive: true });
+    rmSync(this.path);
+  }
+}
+
+/**
+ * The host's `/dev/uio<N>` for {@link UioNodes}: the device plugin hands kubelet `/dev/uio<N>`,
+ * which containerd stats on the host to build the container's device. Refuses to make one that
+ * exists: the host then has a real uio device (or a run of this test was killed before its cleanup).
+ */
+export class HostUioNode {
+  private constructor(readonly path: string) {}
+
+  static async make(nodes: UioNodes): Promise<HostUioNode> {
+    const path = posix.join('/dev', nodes.name);
+    if (lstatSync(path, { throwIfNoEntry: false })) {
+      throw new Error(
+        `${path} exists: this host has a uio device ${nodes.name} (see /sys/class/uio/${nodes.name}) and the test must not replace it; ` +
+          `if it has none, ${path} was left by a killed run of this test: remove it by hand`,
+      );
+    }
+    await mknod(path, nodes.numbers);
+    return new HostUioNode(path);
+  }
+
+  /** Removes the node; nothing if it is gone already. */
+  remove(): void {
+    rmSync(this.path, { force: true });
   }
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { READY_FILE } from '../../src/api/host-paths.js';
 import { HostStepError } from '../../node-agent/host-steps.js';
@@ -96,10 +96,14 @@ describe('VNF preparation and teardown on the real kernel', () => {
     expect(readFileSync(posix.join(pod.podDir('cpuset'), 'cpuset.cpus'), 'utf8').trim()).toBe(String(VNF_CPU));
     expect(readFileSync(posix.join(pod.podDir('hugetlb'), `hugetlb.2MB.${pod.layout.hugetlb!.version === 2 ? 'max' : 'limit_in_bytes'}`), 'utf8').trim()).toBe(String(4 << 20));
 
-    // Preparing again changes nothing and journals nothing.
+    // Preparing again changes nothing and journals nothing, and keeps the very files the pod
+    // mounts with subPath (kubelet bind-mounts them by inode at each container start).
     const lines = readFileSync(journal.path, 'utf8');
+    const maskInodes = () => ['online', 'present', 'possible'].map((file) => statSync(posix.join(plan.paths.cpuMask, file)).ino);
+    const inodes = maskInodes();
     await prepareVnf(plan, journal, host, context, { podUid: pod.podUid });
     expect(readFileSync(journal.path, 'utf8')).toBe(lines);
+    expect(maskInodes()).toEqual(inodes);
 
     // The pod is replaced: the ready signal names the new pod only.
     const replacement = await FakeKubeletPod.create('cgroupfs');
