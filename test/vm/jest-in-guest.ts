@@ -15,6 +15,8 @@ export interface TestFailure {
 /** What jest reported for one test file. */
 export interface FileReport {
   passed: number;
+  /** Tests that did not run: skipped, pending or todo. */
+  skipped: number;
   failures: TestFailure[];
 }
 
@@ -60,7 +62,8 @@ export function parseJestReport(stdout: string): Map<string, FileReport> {
       .map((assertion) => ({ title: assertion.fullName, message: assertion.failureMessages.join('\n') }));
     if (result.assertionResults.length === 0 && result.message) failures.push({ title: '(the file did not run)', message: result.message });
     const passed = result.assertionResults.filter((assertion) => assertion.status === 'passed').length;
-    files.set(posix.relative(REPO_ROOT, result.name), { passed, failures });
+    const skipped = result.assertionResults.filter((assertion) => assertion.status !== 'passed' && assertion.status !== 'failed').length;
+    files.set(posix.relative(REPO_ROOT, result.name), { passed, skipped, failures });
   }
   return files;
 }

@@ -122,9 +122,17 @@ export function kvmUnusableReason(): string | undefined {
   return undefined;
 }
 
-/** qemu's accelerator and CPU model. TCG runs multi-threaded, one host thread per vCPU. */
+/**
+ * qemu's accelerator and CPU model. TCG runs single-threaded: the guest keeps every vCPU, but they
+ * take turns on one host thread. Multi-threaded TCG (qemu 7.2, Debian bookworm's) loses guest
+ * state under this suite: a process that SIGKILLs itself (test/host/crash-safety.test.ts) while
+ * another of its threads runs V8-compiled WebAssembly died of SIGSEGV in 6 of 25 runs, its core
+ * showing that thread resumed one byte inside a 6-byte `mov` and executing the garbage there; the
+ * same runs single-threaded: 0 of 25, with or without PKU in the CPU model. It costs about a fifth
+ * of the speed of code that had two host threads, and leaves a core for the rest of the machine.
+ */
 function cpuOptions(accelerator: Accelerator): string[] {
-  if (accelerator === 'tcg') return ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
+  if (accelerator === 'tcg') return ['-accel', 'tcg,thread=single', '-cpu', 'max'];
   return ['-enable-kvm', '-cpu', 'host'];
 }
 

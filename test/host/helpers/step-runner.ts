@@ -4,7 +4,8 @@
  * `killAfterAppend: n` it kills itself with SIGKILL right after the n-th journal record is on
  * disk, i.e. between two host changes, exactly where a crash hurts most.
  *
- * Usage: node --import tsx step-runner.ts '<json RunnerRequest>'
+ * Usage: node --import tsx step-runner.ts '<json RunnerRequest>' (crash-safety.test.ts runs it
+ * bundled by esbuild, which starts faster).
  */
 import { JournalStore } from '../../../node-agent/journal.js';
 import { createNodeHost, type HostRoots } from '../../../node-agent/host/node-host.js';
