@@ -172,7 +172,7 @@ describe('helm install', () => {
         capabilities: { drop: ['ALL'], add: ['SYS_ADMIN', 'SYS_CHROOT', 'SYS_PTRACE'] },
       });
       expect(agentPod.securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' }, appArmorProfile: { type: 'Unconfined' } });
-      expect(agentPod.volumes!.map((v) => v.name)).toEqual(['host-sys', 'host-cgroup', 'host-proc', 'host-dev', 'device-plugins', 'state-root']);
+      expect(agentPod.volumes!.map((v) => v.name)).toEqual(['host-sys', 'host-cgroup', 'host-proc', 'host-dev', 'device-plugins', 'pod-resources', 'nri', 'state-root']);
       const controller = await client.get<Workload>(deployments, controllerName(), { namespace: ns.name });
       expect(controller.spec.template.spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     },
