@@ -268,9 +268,10 @@ export class NodeAgent {
    * and always when NRI is turned off (the operator chose the pod-level limit alone).
    */
   private async nriMissing(): Promise<string | undefined> {
-    if (!this.nri || !this.nriSource || this.nri.status().registered) return undefined;
+    const status = this.nri?.status();
+    if (!status || status.registered || !this.nriSource) return undefined;
     if (!(await this.nriSource.runtimeSetsContainerHugetlb())) return undefined;
-    const { lastError } = this.nri.status();
+    const { lastError } = status;
     return `the container runtime applies container hugetlb limits here and the agent's NRI plugin is not registered with it${lastError ? ` (${lastError})` : ''}; the VNF container would start with kubelet's limit 0. Enable NRI in the runtime, or set the chart's agent.nriSocket to "" if the runtime applies no container hugetlb limits (containerd's disable_hugetlb_controller = true)`;
   }
 

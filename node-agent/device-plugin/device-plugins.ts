@@ -51,6 +51,11 @@ export class DevicePlugins {
   private readonly failing = new Set<string>();
   /** kubelet's page IDs in use as last read; kept while PodResources does not answer. */
   private pagesInUse: AllocatedDeviceIds = new Map();
+  /**
+   * The page offers changed since kubelet's IDs were last read. Only then can a list change:
+   * kubelet hands out listed IDs only, so between two changes the held IDs stay within the list.
+   */
+  private pagesChanged = false;
   private podResourcesFailing = false;
 
   constructor(private readonly options: DevicePluginsOptions) {
@@ -76,6 +81,7 @@ export class DevicePlugins {
   /** The pool pages to offer, per page size (from the NfvNode status); plugins of sizes no longer listed are stopped. */
   setHugepages(hugepages: readonly HugepageDevices[]): void {
     this.hugepages = hugepages;
+    this.pagesChanged = true;
     this.refresh();
   }
 
@@ -156,12 +162,16 @@ export class DevicePlugins {
     }
   }
 
-  /** The page offers with the IDs kubelet has handed out, read fresh; the last answer when kubelet does not give one. */
+  /**
+   * The page offers with the IDs kubelet has handed out, read again after the offers changed; the
+   * last answer while kubelet does not give one (and the read is tried again at the next check).
+   */
   private async hugepagesInUse(): Promise<HugepageDevices[]> {
     const { podResources, logger } = this.options;
-    if (podResources && this.hugepages.length > 0) {
+    if (podResources && this.pagesChanged && this.hugepages.length > 0) {
       try {
         this.pagesInUse = await podResources.allocatedIds();
+        this.pagesChanged = false;
         if (this.podResourcesFailing) logger.info('device plugins: kubelet\'s PodResources answers again');
         this.podResourcesFailing = false;
       } catch (err) {
